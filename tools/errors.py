@@ -1,0 +1,211 @@
+"""The one error tree of crmops.
+
+Every failure a caller can see is a `CrmopsError`; the adapters (MCP, Slack, CLI) render
+`str(error)`, which is written for a person: what went wrong, the vendor's own code and
+message, what it means and what to do. No error ever carries a secret.
+
+    CrmopsError
+     ├── ConfigurationError          a vendor is not configured: names the missing variables
+     ├── InputError                  bad input, refused before any request: each problem with
+     │                               its record index and field, and how to fix it
+     └── VendorError                 talking to a vendor failed; knows `vendor` and `operation`
+          ├── VendorUnavailableError     no answer: refused, reset, timed out (`request_sent`
+          │                              says whether the vendor may have acted on it)
+          ├── MalformedResponseError     an answer that is not the vendor's format (HTML, bad JSON)
+          └── VendorAPIError             the vendor answered with an error: `http_status`, `code`,
+               │                         `message`, `request_id`, and its catalog `entry`
+               ├── AuthenticationError       wrong key, signature or token; API not enabled
+               ├── RequestRejectedError      signature missing, stale or replayed; bad timestamp
+               ├── RateLimitedError          over the vendor's rate limit (`retry_after`)
+               ├── InvalidRequestError       the vendor refused the data
+               ├── NotFoundError             no such resource
+               └── ServerError               the vendor failed (5xx, database error)
+
+Which vendor code is which kind is data in the error catalog (`tools/error_catalog.toml`),
+shared with the `lookup_error_code` tool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from tools.catalog import CatalogEntry
+
+_BODY_KEPT = 2000
+
+
+class CrmopsError(Exception):
+    """Base of every error crmops raises on purpose."""
+
+
+class ConfigurationError(CrmopsError):
+    """A vendor is called but its settings are incomplete or invalid."""
+
+    def __init__(self, *, vendor: str, missing: Sequence[str] = (), detail: str = "") -> None:
+        self.vendor = vendor
+        self.missing = list(missing)
+        self.detail = detail
+        text = f"{vendor} is not configured"
+        if self.missing:
+            text += f": set {', '.join(self.missing)} (environment or .env)"
+        if detail:
+            text += f"; {detail}"
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: where (`index`, `field`), what, and the fix."""
+
+    field: str
+    message: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        where = self.field if self.index is None else f"record {self.index}: {self.field}"
+        return f"{where}: {self.message}"
+
+
+class InputError(CrmopsError):
+    """Input that the vendor would refuse; raised before any request is made."""
+
+    def __init__(self, problems: Sequence[Problem], *, summary: str = "invalid input") -> None:
+        self.problems = list(problems)
+        lines = [f"{summary} ({len(self.problems)} problem(s)):"]
+        lines += [f"  - {problem}" for problem in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class VendorError(CrmopsError):
+    """Talking to a vendor failed."""
+
+    def __init__(self, message: str, *, vendor: str, operation: str = "") -> None:
+        self.vendor = vendor
+        self.operation = operation
+        super().__init__(message)
+
+
+class VendorUnavailableError(VendorError):
+    """No answer from the vendor. `request_sent` is False only when it surely never arrived."""
+
+    def __init__(
+        self, message: str, *, vendor: str, operation: str = "", request_sent: bool = True
+    ) -> None:
+        self.request_sent = request_sent
+        super().__init__(message, vendor=vendor, operation=operation)
+
+
+class MalformedResponseError(VendorError):
+    """The vendor answered something that is not its documented format."""
+
+    def __init__(
+        self, message: str, *, vendor: str, operation: str = "", http_status: int, body: str
+    ) -> None:
+        self.http_status = http_status
+        self.body = body[:_BODY_KEPT]
+        super().__init__(message, vendor=vendor, operation=operation)
+
+
+class VendorAPIError(VendorError):
+    """The vendor answered with an error. Pick the subclass with `VendorAPIError.build`."""
+
+    kind: ClassVar[str] = "other"
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        operation: str = "",
+        http_status: int,
+        code: str,
+        message: str,
+        request_id: str | None = None,
+        body: str = "",
+        entry: CatalogEntry | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.http_status = http_status
+        self.code = code
+        self.vendor_message = message
+        self.request_id = request_id
+        self.body = body[:_BODY_KEPT]
+        self.entry = entry
+        self.retry_after = retry_after
+        super().__init__(self._text(vendor, operation), vendor=vendor, operation=operation)
+
+    def _text(self, vendor: str, operation: str) -> str:
+        head = f"{vendor} {operation} failed" if operation else f"{vendor} request failed"
+        text = f"{head}: code {self.code} {self.vendor_message!r} (HTTP {self.http_status}"
+        text += f", request id {self.request_id})" if self.request_id else ")"
+        if self.entry is not None:
+            text += f". Meaning: {self.entry.meaning_en}. What to do: {self.entry.action}"
+        return text
+
+    @staticmethod
+    def build(
+        *,
+        kind: str,
+        vendor: str,
+        operation: str = "",
+        http_status: int,
+        code: str,
+        message: str,
+        request_id: str | None = None,
+        body: str = "",
+        entry: CatalogEntry | None = None,
+        retry_after: float | None = None,
+    ) -> VendorAPIError:
+        """The subclass for `kind` (a catalog entry's `kind`), filled in."""
+        cls = _KINDS.get(kind, VendorAPIError)
+        return cls(
+            vendor=vendor,
+            operation=operation,
+            http_status=http_status,
+            code=code,
+            message=message,
+            request_id=request_id,
+            body=body,
+            entry=entry,
+            retry_after=retry_after,
+        )
+
+
+class AuthenticationError(VendorAPIError):
+    kind = "auth"
+
+
+class RequestRejectedError(VendorAPIError):
+    kind = "rejected"
+
+
+class RateLimitedError(VendorAPIError):
+    kind = "rate_limited"
+
+
+class InvalidRequestError(VendorAPIError):
+    kind = "invalid"
+
+
+class NotFoundError(VendorAPIError):
+    kind = "not_found"
+
+
+class ServerError(VendorAPIError):
+    kind = "server"
+
+
+_KINDS: dict[str, type[VendorAPIError]] = {
+    cls.kind: cls
+    for cls in (
+        AuthenticationError,
+        RequestRejectedError,
+        RateLimitedError,
+        InvalidRequestError,
+        NotFoundError,
+        ServerError,
+    )
+}
+ERROR_KINDS = (*_KINDS, "other")

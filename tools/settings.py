@@ -1,0 +1,193 @@
+"""Configuration, read from the environment and an optional `.env` file.
+
+Each vendor has its own settings class with its own prefix, so a caller that needs only
+Bangwo8 never fails because SocialEpoch is unconfigured::
+
+    settings = Settings.load()              # environment + ./.env
+    settings = Settings.load(env_file=p)    # tests: a file under tmp_path
+    settings.socialepoch.require()          # ConfigurationError naming what is missing
+
+Secrets are `SecretStr`; only the signers call `.get_secret_value()`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tools.errors import ConfigurationError
+
+SOCIALEPOCH_DEFAULT_URL = "https://api.socialepoch.com"
+# 000 names a separate Indonesian host; its credentials are not valid on the standard one.
+SOCIALEPOCH_REGION_URLS = {"std": SOCIALEPOCH_DEFAULT_URL, "id": "http://id.wascrm.socialepoch.com"}
+XIAOLANBEN_DEFAULT_URL = "https://api.xiaolanben.com"
+BANGWO8_DEFAULT_URL = "https://www.bangwo8.com"
+
+_UTC_OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{1,2}):?(\d{2})?$")
+
+
+def parse_timezone(value: str) -> tzinfo:
+    """Read `+08:00`, `UTC+8`, `-0530` or an IANA name such as `Asia/Shanghai`."""
+    text = value.strip()
+    if text.upper() in {"UTC", "Z"}:
+        return UTC
+    match = _UTC_OFFSET.match(text.upper())
+    if match:
+        sign, hours, minutes = match.groups()
+        delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
+        return timezone(-delta if sign == "-" else delta)
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{value!r} is neither a UTC offset like +08:00 nor a zone name") from exc
+
+
+class _VendorSettings(BaseSettings):
+    """Common behaviour: the list of required variables and a check that names them."""
+
+    required: ClassVar[tuple[str, ...]] = ()
+
+    rate_limit: float = Field(default=10.0, gt=0, description="requests per second per API")
+
+    def missing(self) -> list[str]:
+        """Environment variable names that a call to this vendor needs and that are unset."""
+        prefix = str(self.model_config.get("env_prefix", ""))
+        return [
+            f"{prefix}{name}".upper() for name in self.required if not _is_set(getattr(self, name))
+        ]
+
+    def require(self) -> None:
+        """Raise `ConfigurationError` naming every unset variable this vendor needs."""
+        names = self.missing()
+        if names:
+            vendor = type(self).__name__.removesuffix("Settings")
+            raise ConfigurationError(vendor=vendor.lower(), missing=names)
+
+
+def _is_set(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        return bool(value.get_secret_value())
+    return value is not None and value != ""
+
+
+_COMMON = {"env_file": ".env", "env_file_encoding": "utf-8", "extra": "ignore"}
+
+
+class SocialEpochSettings(_VendorSettings):
+    """`SOCIALEPOCH_*`: one region's tenant, key and accounts (they differ per region)."""
+
+    model_config = SettingsConfigDict(env_prefix="SOCIALEPOCH_", **_COMMON)  # type: ignore[typeddict-item]
+    required = ("tenant_id", "api_key")
+
+    base_url: str | None = None
+    region: Literal["std", "id"] = "std"
+    tenant_id: str | None = None
+    api_key: SecretStr | None = None
+    user_name: str | None = Field(default=None, description="admin account, legacy import only")
+    agent_account: str | None = Field(default=None, description="owner of imported customers")
+    import_api: Literal["batch", "legacy"] = "batch"
+    # 000 gives the createTime format but no zone; the vendor runs on China time.
+    timezone: str = "+08:00"
+    rate_limit: float = Field(default=50.0, gt=0, description="001: 50 requests/s per API")
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_parses(cls, value: str) -> str:
+        parse_timezone(value)
+        return value
+
+    @property
+    def url(self) -> str:
+        """The base URL in force: `SOCIALEPOCH_BASE_URL`, else the region's host."""
+        return self.base_url or SOCIALEPOCH_REGION_URLS[self.region]
+
+    @property
+    def tz(self) -> tzinfo:
+        return parse_timezone(self.timezone)
+
+    def missing(self) -> list[str]:
+        names = super().missing()
+        if self.import_api == "legacy" and not self.user_name:
+            names.append("SOCIALEPOCH_USER_NAME")
+        return names
+
+
+class XiaolanbenSettings(_VendorSettings):
+    """`XIAOLANBEN_*`: the company id and signing key the account manager hands out."""
+
+    model_config = SettingsConfigDict(env_prefix="XIAOLANBEN_", **_COMMON)  # type: ignore[typeddict-item]
+    required = ("company_id", "sign_key")
+
+    base_url: str = XIAOLANBEN_DEFAULT_URL
+    company_id: str | None = None
+    sign_key: SecretStr | None = None
+
+    @property
+    def url(self) -> str:
+        return self.base_url
+
+
+class Bangwo8Settings(_VendorSettings):
+    """`BANGWO8_*`: OAuth2 client credentials (preferred) or Basic account and password."""
+
+    model_config = SettingsConfigDict(env_prefix="BANGWO8_", **_COMMON)  # type: ignore[typeddict-item]
+
+    base_url: str = BANGWO8_DEFAULT_URL
+    account: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+    @property
+    def url(self) -> str:
+        return self.base_url
+
+    @property
+    def uses_oauth(self) -> bool:
+        return bool(self.client_id) and _is_set(self.client_secret)
+
+    def missing(self) -> list[str]:
+        if self.uses_oauth or (self.account and _is_set(self.password)):
+            return []
+        if self.client_id or _is_set(self.client_secret):
+            pairs = [("client_id", self.client_id), ("client_secret", self.client_secret)]
+        else:
+            pairs = [("account", self.account), ("password", self.password)]
+        return [f"BANGWO8_{name.upper()}" for name, value in pairs if not _is_set(value)]
+
+
+class CrmopsSettings(BaseSettings):
+    """`CRMOPS_*`: what is not about one vendor."""
+
+    model_config = SettingsConfigDict(env_prefix="CRMOPS_", **_COMMON)  # type: ignore[typeddict-item]
+
+    http_timeout: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    # Run the client's limiter a little under the vendor's ceiling: requests sent exactly
+    # 1/rate apart can arrive closer together and trip a strict sliding window.
+    rate_headroom: float = Field(default=0.97, gt=0, le=1)
+
+
+class Settings(BaseModel):
+    """Everything, per vendor. Build it with `Settings.load()`."""
+
+    crmops: CrmopsSettings
+    socialepoch: SocialEpochSettings
+    xiaolanben: XiaolanbenSettings
+    bangwo8: Bangwo8Settings
+
+    @classmethod
+    def load(cls, env_file: Path | None = Path(".env")) -> Settings:
+        """Read the environment, then `env_file` (ignored when it does not exist)."""
+        return cls(
+            crmops=CrmopsSettings(_env_file=env_file),
+            socialepoch=SocialEpochSettings(_env_file=env_file),
+            xiaolanben=XiaolanbenSettings(_env_file=env_file),
+            bangwo8=Bangwo8Settings(_env_file=env_file),
+        )

@@ -1,0 +1,238 @@
+"""Sending one vendor request: rate limit, retries, and turning failures into `VendorError`.
+
+Every vendor client owns one `VendorTransport` (one `httpx.AsyncClient`, so connections are
+reused) and describes each API call as an `Endpoint`::
+
+    IMPORT = Endpoint("batchImport", "POST", "/wscrm-bus-api/customer/api/batchImport",
+                      idempotent=True)
+    response = await transport.request(IMPORT, json=payload)
+
+What is retried, with bounded exponential backoff and jitter (`retry_decision`):
+- a request that never reached the vendor (connection refused, connect timeout): always;
+- a rate-limit answer: always (the vendor did not act), after its Retry-After if given;
+- a 5xx, a malformed answer, a reset or a read timeout: only for an idempotent endpoint,
+  because the vendor may already have acted. A create becomes idempotent by carrying an
+  idempotency key made once per logical call (Bangwo8 `Requestid`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import stamina
+from aiolimiter import AsyncLimiter
+
+from tools.errors import (
+    MalformedResponseError,
+    RateLimitedError,
+    ServerError,
+    VendorError,
+    VendorUnavailableError,
+)
+
+log = logging.getLogger("crmops.http")
+
+Params = Mapping[str, str | list[str]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One vendor API: `name` appears in errors; `path` is also its rate-limit bucket."""
+
+    name: str
+    method: str
+    path: str
+    idempotent: bool
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds on retrying one call: at most `attempts` tries within `timeout` seconds."""
+
+    attempts: int = 5
+    wait_initial: float = 0.2
+    wait_max: float = 5.0
+    wait_jitter: float = 0.2
+    timeout: float = 60.0
+
+
+class RateLimiter(Protocol):
+    """Waits until one more request to `api` fits the vendor's limit."""
+
+    async def acquire(self, api: str) -> None: ...
+
+
+class LocalRateLimiter:
+    """In-process limit of `rate` requests per second for each API, evenly spaced.
+
+    A bucket of one token refilled every 1/rate seconds never bursts, so no sliding
+    one-second window on the vendor's side ever sees more than `rate` requests.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._limiters: dict[str, AsyncLimiter] = {}
+
+    async def acquire(self, api: str) -> None:
+        limiter = self._limiters.get(api)
+        if limiter is None:
+            limiter = self._limiters[api] = AsyncLimiter(1, 1 / self.rate)
+        await limiter.acquire()
+
+
+AnswerCheck = Callable[[httpx.Response, Endpoint], None]
+"""Raises the vendor's `VendorAPIError`/`MalformedResponseError` for an error answer."""
+
+
+def retry_decision(error: BaseException, *, idempotent: bool, wait_max: float) -> bool | float:
+    """Whether to retry after `error`; a float is the backoff the vendor asked for."""
+    if isinstance(error, RateLimitedError):
+        return min(error.retry_after, wait_max) if error.retry_after else True
+    if isinstance(error, VendorUnavailableError):
+        return idempotent or not error.request_sent
+    if isinstance(error, ServerError | MalformedResponseError):
+        return idempotent
+    return False
+
+
+def encode_json(payload: Any) -> bytes:
+    """The exact bytes sent for a JSON body: compact, UTF-8, non-ASCII kept as is."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class VendorTransport:
+    """One vendor's HTTP connection pool, signer, rate limiter and retry policy."""
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        base_url: str,
+        auth: httpx.Auth | None,
+        check_answer: AnswerCheck,
+        rate_limiter: RateLimiter,
+        retry: RetryPolicy,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self._check_answer = check_answer
+        self._rate_limiter = rate_limiter
+        self._retry = retry
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            auth=auth,
+            timeout=timeout,
+            headers=headers,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def request(
+        self,
+        endpoint: Endpoint,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send `endpoint` (retrying what is safe to retry) and return a successful answer."""
+        content, content_headers = _body(json, form)
+        all_headers = {**content_headers, **(headers or {})}
+        policy = self._retry
+
+        def hook(error: Exception) -> bool | float:
+            decision = retry_decision(
+                error, idempotent=endpoint.idempotent, wait_max=policy.wait_max
+            )
+            if decision is not False:
+                log.warning("%s %s: retrying after %s", self.vendor, endpoint.name, _brief(error))
+            return decision
+
+        async for attempt in stamina.retry_context(
+            on=hook,
+            attempts=policy.attempts,
+            timeout=policy.timeout,
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+            wait_jitter=policy.wait_jitter,
+        ):
+            with attempt:
+                await self._rate_limiter.acquire(endpoint.path)
+                return await self._send_once(endpoint, params, content, all_headers)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _send_once(
+        self,
+        endpoint: Endpoint,
+        params: Params | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+    ) -> httpx.Response:
+        try:
+            response = await self._http.request(
+                endpoint.method, endpoint.path, params=params, content=content, headers=headers
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise self._unavailable(endpoint, exc, request_sent=False) from exc
+        except httpx.TransportError as exc:
+            raise self._unavailable(endpoint, exc, request_sent=True) from exc
+        self._check_answer(response, endpoint)
+        return response
+
+    def _unavailable(
+        self, endpoint: Endpoint, exc: httpx.TransportError, *, request_sent: bool
+    ) -> VendorUnavailableError:
+        if request_sent:
+            what = "the connection failed after the request was sent, so the outcome is unknown"
+        else:
+            what = "the request did not reach the vendor"
+        return VendorUnavailableError(
+            f"{self.vendor} {endpoint.name}: {type(exc).__name__} ({what}). "
+            f"Check the network and {self.vendor.upper()}_BASE_URL ({self._http.base_url}).",
+            vendor=self.vendor,
+            operation=endpoint.name,
+            request_sent=request_sent,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _body(json_payload: Any, form: Mapping[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
+    if json_payload is not None:
+        return encode_json(json_payload), {"Content-Type": "application/json; charset=utf-8"}
+    if form is not None:
+        encoded = httpx.QueryParams(form).__str__().encode("ascii")
+        return encoded, {"Content-Type": "application/x-www-form-urlencoded"}
+    return None, {}
+
+
+def _brief(error: BaseException) -> str:
+    if isinstance(error, VendorError):
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    return type(error).__name__
+
+
+def read_json(response: httpx.Response, *, vendor: str, operation: str) -> Any:
+    """The answer's JSON, or `MalformedResponseError` for an HTML page or broken JSON."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        kind = response.headers.get("content-type", "no content type")
+        raise MalformedResponseError(
+            f"{vendor} {operation}: the answer is not JSON (HTTP {response.status_code}, "
+            f"{kind}); a proxy or captive portal may be in the way of "
+            f"{vendor.upper()}_BASE_URL ({response.request.url.host})",
+            vendor=vendor,
+            operation=operation,
+            http_status=response.status_code,
+            body=response.text,
+        ) from exc
