@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 import stamina
@@ -142,8 +143,14 @@ class VendorTransport:
         json: Any = None,
         form: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        path_params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send `endpoint` (retrying what is safe to retry) and return a successful answer."""
+        """Send `endpoint` (retrying what is safe to retry) and return a successful answer.
+
+        `path_params` fill `{name}` placeholders of `endpoint.path` (URL-quoted); the
+        template, not the filled path, stays the rate-limit bucket.
+        """
+        url = _fill_path(endpoint.path, path_params)
         content, content_headers = _body(json, form)
         all_headers = {**content_headers, **(headers or {})}
         policy = self._retry
@@ -166,7 +173,7 @@ class VendorTransport:
         ):
             with attempt:
                 await self._rate_limiter.acquire(endpoint.path)
-                return await self._send_once(endpoint, params, content, all_headers)
+                return await self._send_once(endpoint, params, content, all_headers, url)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     async def _send_once(
@@ -175,10 +182,15 @@ class VendorTransport:
         params: Params | None,
         content: bytes | None,
         headers: Mapping[str, str],
+        url: str | None = None,
     ) -> httpx.Response:
         try:
             response = await self._http.request(
-                endpoint.method, endpoint.path, params=params, content=content, headers=headers
+                endpoint.method,
+                url or endpoint.path,
+                params=params,
+                content=content,
+                headers=headers,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise self._unavailable(endpoint, exc, request_sent=False) from exc
@@ -204,6 +216,12 @@ class VendorTransport:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _fill_path(path: str, path_params: Mapping[str, str] | None) -> str:
+    if not path_params:
+        return path
+    return path.format_map({name: quote(value, safe="") for name, value in path_params.items()})
 
 
 def _body(json_payload: Any, form: Mapping[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
