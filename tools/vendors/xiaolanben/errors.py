@@ -1,0 +1,89 @@
+"""Turning a Xiaolanben error answer into the right `VendorAPIError` subclass.
+
+003 "错误响应": any failure is a non-2xx status with the body::
+
+    {"trackingId": "12b505a5-...", "errors": [{"code": 403, "message": "请求不允许重复执行"}]}
+
+The tracking id becomes the error's `request_id`; the code picks the class through the error
+catalog (`xiaolanben` "400", "401", "403", "429", "500"), falling back to the HTTP status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tools.catalog import CatalogEntry, load_catalog
+from tools.errors import MalformedResponseError, VendorAPIError
+from tools.transport import Endpoint, read_json
+
+VENDOR = "xiaolanben"
+
+_KIND_BY_STATUS = {401: "auth", 403: "rejected", 404: "not_found", 429: "rate_limited"}
+
+
+def check_answer(response: httpx.Response, endpoint: Endpoint) -> None:
+    """Raise for an error answer (or one that is not JSON); return for a good one."""
+    body = read_json(response, vendor=VENDOR, operation=endpoint.name)
+    if response.is_success:
+        return
+    code, message = _first_error(response, body, endpoint)
+    entry = _catalog_entry(code) or _catalog_entry(str(response.status_code))
+    raise VendorAPIError.build(
+        kind=entry.kind if entry is not None else kind_for_status(response.status_code),
+        vendor=VENDOR,
+        operation=endpoint.name,
+        http_status=response.status_code,
+        code=code,
+        message=message,
+        request_id=_text_or_none(body.get("trackingId")),
+        body=response.text,
+        entry=entry,
+        retry_after=_retry_after(response),
+    )
+
+
+def kind_for_status(status: int) -> str:
+    """The error kind an HTTP status means when the catalog has no entry for the code."""
+    if status in _KIND_BY_STATUS:
+        return _KIND_BY_STATUS[status]
+    if status in {400, 422}:
+        return "invalid"
+    return "server" if status >= 500 else "other"
+
+
+def _first_error(response: httpx.Response, body: Any, endpoint: Endpoint) -> tuple[str, str]:
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+        raise MalformedResponseError(
+            f"{VENDOR} {endpoint.name}: HTTP {response.status_code} without the vendor's "
+            '{"trackingId", "errors": [...]} body',
+            vendor=VENDOR,
+            operation=endpoint.name,
+            http_status=response.status_code,
+            body=response.text,
+        )
+    messages = [str(item.get("message", "")) for item in errors if isinstance(item, dict)]
+    code = errors[0].get("code", response.status_code)
+    return str(code), "; ".join(message for message in messages if message)
+
+
+def _catalog_entry(code: str) -> CatalogEntry | None:
+    try:
+        return load_catalog().get(VENDOR, code)
+    except FileNotFoundError:
+        # The catalog ships with crmops; without it the HTTP status still picks the class.
+        return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _text_or_none(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
