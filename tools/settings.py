@@ -172,6 +172,18 @@ class CrmopsSettings(BaseSettings):
     # Run the client's limiter a little under the vendor's ceiling: requests sent exactly
     # 1/rate apart can arrive closer together and trip a strict sliding window.
     rate_headroom: float = Field(default=0.97, gt=0, le=1)
+    mcp_token: SecretStr | None = Field(
+        default=None, description="bearer token the MCP server requires over HTTP"
+    )
+    read_only: bool = Field(default=False, description="expose only the read-only MCP tools")
+    tools: str | None = Field(
+        default=None, description="comma-separated MCP tool names to expose (default: all)"
+    )
+    db: Path | None = Field(
+        default=None,
+        description="SQLite file of the import journal and the audit log "
+        "(default: crmops.db in the user's data directory)",
+    )
 
 
 class Settings(BaseModel):

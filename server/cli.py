@@ -1,0 +1,146 @@
+"""The `crmops` command line.
+
+    crmops mcp                          # MCP over stdio (for Claude Desktop, Cursor, ...)
+    crmops mcp --http --port 8000       # MCP over streamable HTTP at /mcp, bearer token required
+    crmops mcp --read-only --tools lookup_error_code,list_staff
+    crmops errors 502                   # what a vendor error code means and what to do
+
+A failure prints one line on stderr and exits with a code saying what kind it was
+(`EXIT_CODES`): never a traceback for a failure crmops expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, cast
+
+import anyio
+import typer
+
+from server.http_app import build_http_app, serve_http
+from server.mcp_server import build_server, parse_tool_names
+from tools.catalog import VENDORS, Vendor
+from tools.errors import ConfigurationError, CrmopsError, InputError, VendorError
+from tools.lookup import lookup_error_code, render_text
+from tools.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # typer/click: bad options or arguments
+EXIT_INPUT = 65  # sysexits EX_DATAERR: the input is wrong
+EXIT_VENDOR = 69  # sysexits EX_UNAVAILABLE: a vendor failed or refused
+EXIT_CONFIG = 78  # sysexits EX_CONFIG: settings are missing or wrong
+EXIT_INTERRUPTED = 130
+EXIT_CODES: tuple[tuple[type[CrmopsError], int], ...] = (
+    (ConfigurationError, EXIT_CONFIG),
+    (InputError, EXIT_INPUT),
+    (VendorError, EXIT_VENDOR),
+    (CrmopsError, EXIT_FAILED),
+)
+
+app = typer.Typer(
+    name="crmops",
+    help="SocialEpoch, Xiaolanben and Bangwo8 behind one set of tools: MCP server and CLI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EnvFile = Annotated[
+    Path,
+    typer.Option("--env-file", help="settings file read after the environment"),
+]
+
+
+@app.command()
+def mcp(
+    *,
+    http: Annotated[
+        bool, typer.Option("--http", help="serve streamable HTTP at /mcp instead of stdio")
+    ] = False,
+    host: Annotated[str, typer.Option(help="HTTP: address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP: port to bind", min=1, max=65535)] = 8000,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="HTTP: another Host name clients use to reach this server (repeatable)",
+        ),
+    ] = None,
+    read_only: Annotated[
+        bool,
+        typer.Option("--read-only", help="serve only tools that change nothing (CRMOPS_READ_ONLY)"),
+    ] = False,
+    tools: Annotated[
+        str | None,
+        typer.Option(help="comma-separated tool names to serve (CRMOPS_TOOLS)"),
+    ] = None,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Serve the crmops tools over MCP: stdio by default, or HTTP with --http."""
+    _log_to_stderr()
+    with _failures_as_exit_codes():
+        settings = Settings.load(env_file=env_file)
+        names = parse_tool_names(tools) if tools is not None else None
+        server = build_server(settings, read_only=read_only, tools=names)
+        if not http:
+            anyio.run(server.run_stdio_async)
+            return
+        http_app = build_http_app(
+            server, token=settings.crmops.mcp_token, host=host, allowed_hosts=allow_host or ()
+        )
+        anyio.run(lambda: serve_http(http_app, host=host, port=port))
+
+
+@app.command()
+def errors(
+    code: Annotated[str, typer.Argument(help="the vendor's error code, or words of its message")],
+    vendor: Annotated[
+        str | None,
+        typer.Option(help=f"only this vendor: {', '.join(VENDORS)}"),
+    ] = None,
+) -> None:
+    """Explain a vendor error code: its meaning (zh, en) and what to do."""
+    with _failures_as_exit_codes():
+        # lookup_error_code checks the vendor's name itself and says what is wrong with it.
+        wanted = cast("Vendor | None", vendor)
+        result = anyio.run(lambda: lookup_error_code(code=code, vendor=wanted))
+        typer.echo(render_text(result))
+
+
+def _log_to_stderr() -> None:
+    # stdout carries the MCP protocol over stdio: nothing else may be written there.
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@contextmanager
+def _failures_as_exit_codes() -> Iterator[None]:
+    """A `CrmopsError` becomes one line on stderr and its exit code; Ctrl-C exits quietly."""
+    try:
+        yield
+    except CrmopsError as exc:
+        typer.echo(f"error: {_one_line(str(exc))}", err=True)
+        raise typer.Exit(_exit_code(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _exit_code(error: CrmopsError) -> int:
+    return next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+
+
+def main() -> None:
+    """Console-script entry point (`crmops`)."""
+    app()

@@ -1,0 +1,316 @@
+"""The crmops MCP server: the tool functions of `tools/` as MCP tools.
+
+    server = build_server(Settings.load())                 # every tool
+    server = build_server(settings, read_only=True)        # only the tools that change nothing
+    server = build_server(settings, tools=["lookup_error_code", "list_staff"])
+    await server.run_stdio_async()
+
+Each tool's input schema, descriptions and output schema come from its function in `tools/`
+(keyword-only `Annotated[..., Field(description=...)]` arguments, a pydantic result model),
+so every surface says the same. A `CrmopsError` reaches the model as a `ToolError` with the
+error's own text (vendor code, meaning, what to do); anything else as a generic message,
+with the traceback in the server log (stderr). A vendor without credentials does not stop
+the server: its tools are listed and answer with the `ConfigurationError` naming what to set.
+
+Also served: the error catalog as resources (`crmops://errors`, `crmops://errors/{vendor}`)
+and the `triage_failed_import` prompt.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from tools.catalog import VENDORS, load_catalog
+from tools.customers import import_customer, query_customer
+from tools.errors import ConfigurationError, CrmopsError
+from tools.lookup import lookup_error_code
+from tools.services import Services
+from tools.settings import Settings
+from tools.staff import list_staff
+from tools.tickets import create_ticket, list_tickets
+
+log = logging.getLogger("crmops.mcp")
+
+ToolFunction = Callable[..., Awaitable[BaseModel]]
+
+INSTRUCTIONS = """\
+crmops operates three Chinese SaaS vendors: SocialEpoch (WhatsApp SCRM customers),
+Xiaolanben (小蓝本 B2B CRM: customers with contacts, staff) and Bangwo8 (帮我吧 helpdesk
+tickets). Run import_customer with dry_run=true first when unsure about the data. When a
+tool fails with a vendor code, lookup_error_code explains it. Lists are bounded: when
+more_available is true, narrow the query or raise the limit."""
+
+# Filled in by the adapter, never by the model: the clients and the progress reporter.
+_ADAPTER_PARAMETERS = frozenset({"services", "progress"})
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool function and how MCP describes it."""
+
+    fn: ToolFunction
+    title: str
+    read_only: bool
+    idempotent: bool
+    open_world: bool = True
+    destructive: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=self.destructive,
+            idempotent_hint=self.idempotent,
+            open_world_hint=self.open_world,
+        )
+
+
+TOOL_SPECS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        lookup_error_code,
+        "Explain a vendor error code",
+        read_only=True,
+        idempotent=True,
+        open_world=False,
+    ),
+    ToolSpec(import_customer, "Import customers", read_only=False, idempotent=False),
+    ToolSpec(query_customer, "Find SocialEpoch customers", read_only=True, idempotent=True),
+    ToolSpec(list_staff, "List Xiaolanben staff", read_only=True, idempotent=True),
+    # Not idempotent: each call opens a ticket. A retry inside one call is safe (Requestid).
+    ToolSpec(create_ticket, "Create a Bangwo8 ticket", read_only=False, idempotent=False),
+    ToolSpec(list_tickets, "List Bangwo8 tickets", read_only=True, idempotent=True),
+)
+TOOL_NAMES = tuple(spec.name for spec in TOOL_SPECS)
+
+
+def build_server(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    read_only: bool = False,
+    tools: Sequence[str] | None = None,
+) -> MCPServer[dict[str, Any]]:
+    """The MCP server with the chosen tools, the error catalog resources and the prompts.
+
+    `services` is closed by whoever made it; without one the server makes its own and
+    closes it when it stops. `read_only` keeps only the read-only tools; `tools` names a
+    subset (unknown names raise `ConfigurationError`). Both default to the settings
+    (`CRMOPS_READ_ONLY`, `CRMOPS_TOOLS`).
+    """
+    specs = select_tools(
+        read_only=read_only or settings.crmops.read_only,
+        names=tools if tools is not None else parse_tool_names(settings.crmops.tools),
+    )
+    owned = services is None
+    in_use = services if services is not None else Services(settings)
+    server: MCPServer[dict[str, Any]] = MCPServer(
+        "crmops",
+        title="crmops",
+        version=_version(),
+        instructions=INSTRUCTIONS,
+        lifespan=_closing(in_use) if owned else None,
+    )
+    for spec in specs:
+        server.add_tool(
+            as_mcp_tool(spec, in_use),
+            name=spec.name,
+            title=spec.title,
+            annotations=spec.annotations,
+            structured_output=True,
+        )
+    _add_catalog_resources(server)
+    _add_prompts(server)
+    return server
+
+
+def _version() -> str:
+    try:
+        return metadata.version("crmops")
+    except metadata.PackageNotFoundError:  # running from a checkout that is not installed
+        return "0+unknown"
+
+
+def parse_tool_names(text: str | None) -> list[str] | None:
+    """`"a, b"` → `["a", "b"]`; None or blank → None (all tools)."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    return names or None
+
+
+def select_tools(*, read_only: bool, names: Sequence[str] | None) -> list[ToolSpec]:
+    """The specs to register; `ConfigurationError` for unknown names or an empty choice."""
+    if names is not None:
+        unknown = sorted(set(names) - set(TOOL_NAMES))
+        if unknown:
+            raise ConfigurationError(
+                vendor="crmops",
+                detail=f"the tool list (CRMOPS_TOOLS or --tools) names unknown tool(s) "
+                f"{', '.join(unknown)}; the tools are {', '.join(TOOL_NAMES)}",
+            )
+    chosen = [spec for spec in TOOL_SPECS if names is None or spec.name in names]
+    if read_only:
+        dropped = [spec.name for spec in chosen if not spec.read_only]
+        if dropped:
+            log.info("read-only mode: not serving %s", ", ".join(dropped))
+        chosen = [spec for spec in chosen if spec.read_only]
+    if not chosen:
+        raise ConfigurationError(
+            vendor="crmops",
+            detail="no tool left to serve: CRMOPS_TOOLS names only tools that change data, "
+            "and read-only mode is on",
+        )
+    return chosen
+
+
+def as_mcp_tool(spec: ToolSpec, services: Services) -> Callable[..., Awaitable[BaseModel]]:
+    """A function MCPServer can register: the tool's own arguments plus the MCP `Context`.
+
+    The signature is the tool function's without the adapter's parameters, so MCPServer
+    derives the same input schema, descriptions and output schema.
+    """
+    signature = inspect.signature(spec.fn, eval_str=True)
+    takes_services = "services" in signature.parameters
+    takes_progress = "progress" in signature.parameters
+
+    async def call(ctx: Context[Any, Any], **arguments: Any) -> BaseModel:
+        if takes_progress:
+            arguments["progress"] = _progress_reporter(ctx)
+        leading = (services,) if takes_services else ()
+        try:
+            return await spec.fn(*leading, **arguments)
+        except CrmopsError as exc:
+            raise ToolError(str(exc)) from exc
+        except Exception as exc:
+            log.exception("tool %s failed unexpectedly", spec.name)
+            raise ToolError(
+                f"{spec.name} failed with an internal error; the crmops server log has the "
+                "details. Retrying will probably not help."
+            ) from exc
+
+    parameters = [
+        *(p for p in signature.parameters.values() if p.name not in _ADAPTER_PARAMETERS),
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context),
+    ]
+    call.__name__ = spec.name
+    call.__qualname__ = spec.name
+    call.__doc__ = inspect.getdoc(spec.fn)
+    call.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    call.__annotations__ = {p.name: p.annotation for p in parameters} | {
+        "return": signature.return_annotation
+    }
+    return call
+
+
+def _progress_reporter(ctx: Context[Any, Any]) -> Callable[[int, int], Awaitable[None]]:
+    async def report(done: int, total: int) -> None:
+        await ctx.report_progress(done, total, f"{done} of {total} records sent")
+
+    return report
+
+
+def _closing(
+    services: Services,
+) -> Callable[[MCPServer[dict[str, Any]]], AbstractAsyncContextManager[dict[str, Any]]]:
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+        try:
+            yield {}
+        finally:
+            await services.aclose()
+
+    return lifespan
+
+
+# --- the error catalog as resources ---------------------------------------------------------
+
+
+def _add_catalog_resources(server: MCPServer[dict[str, Any]]) -> None:
+    @server.resource(
+        "crmops://errors",
+        name="error_catalog",
+        title="Vendor error catalog",
+        description="Every documented error code of SocialEpoch, Xiaolanben and Bangwo8: "
+        "message, meaning (zh, en), what to do.",
+        mime_type="application/json",
+    )
+    def error_catalog() -> str:
+        return _catalog_json(None)
+
+    @server.resource(
+        "crmops://errors/{vendor}",
+        name="vendor_error_catalog",
+        title="One vendor's error codes",
+        description="The documented error codes of one vendor: socialepoch, xiaolanben or bangwo8.",
+        mime_type="application/json",
+    )
+    def vendor_error_catalog(vendor: str) -> str:
+        if vendor not in VENDORS:
+            raise ResourceNotFoundError(
+                f"no vendor {vendor!r}; the vendors are {', '.join(VENDORS)}"
+            )
+        return _catalog_json(vendor)
+
+
+def _catalog_json(vendor: str | None) -> str:
+    try:
+        entries: Iterable[Any] = load_catalog().entries
+    except (OSError, ValueError) as exc:
+        log.exception("the error catalog cannot be read")
+        raise ResourceError("the error catalog is not available on this server") from exc
+    chosen = [e.model_dump() for e in entries if vendor is None or e.vendor == vendor]
+    return json.dumps(chosen, ensure_ascii=False, indent=1)
+
+
+# --- prompts --------------------------------------------------------------------------------
+
+TRIAGE_PROMPT = """\
+An import of customers into {vendor} did not fully succeed. Here is what came back:
+
+{failure}
+
+Triage it:
+1. If it is a validation error (a list of record indexes and fields), fix each named field
+   in the named record, explain each fix in one line, and run import_customer again with
+   dry_run=true on the corrected records before sending them.
+2. If records failed or the call failed with a vendor code, call lookup_error_code with
+   that code and vendor="{vendor}" and group the failures by cause.
+3. For each cause say whether to fix the data, fix the configuration (credentials,
+   clock, account permissions), wait and retry (rate limit, vendor outage), or ask the
+   vendor.
+4. List the records to send again: only the failed ones. Do not re-send records that were
+   created, updated or accepted.
+Answer with a short table (record, cause, action) and then the next step."""
+
+
+def _add_prompts(server: MCPServer[dict[str, Any]]) -> None:
+    @server.prompt(
+        name="triage_failed_import",
+        title="Triage a failed customer import",
+        description="Explain why an import_customer call failed, per record, and what to "
+        "do: fix data, fix configuration, retry, or re-send only the failed records.",
+    )
+    def triage_failed_import(
+        vendor: Annotated[str, Field(description="socialepoch or xiaolanben")],
+        failure: Annotated[
+            str, Field(description="the import_customer error text or its result JSON")
+        ],
+    ) -> str:
+        return TRIAGE_PROMPT.format(vendor=vendor, failure=failure.strip())

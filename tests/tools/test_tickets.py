@@ -1,0 +1,76 @@
+"""`create_ticket` and `list_tickets` against the Bangwo8 simulator."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from tests.sandbox import Sandbox
+from tools.errors import InputError
+from tools.services import Services
+from tools.tickets import create_ticket, list_tickets
+
+
+async def test_create_sends_every_field_and_returns_the_ticket(
+    services: Services, sandbox: Sandbox
+) -> None:
+    created = await create_ticket(
+        services,
+        subject="无法登录",
+        message="客户说登录页报错 502",
+        description="VIP 客户",
+        status=3,
+        priority=2,
+        customer_user_id=501,
+        servicer_user_id=9,
+        cc_user_ids=[10, 11],
+        custom_fields={"渠道": "微信"},
+    )
+    stored = sandbox.bangwo8.tickets[created.ticket.id]
+    assert stored["subject"] == "无法登录"
+    assert (stored["ticketStatus"], stored["priorityLevel"]) == (3, 2)
+    assert stored["ccUserIdList"] == [10, 11]
+    assert stored["custom_fields"] == [{"key": "渠道", "value": "微信"}]
+    assert sandbox.bangwo8.create_request_ids == [created.request_id]
+
+
+async def test_the_same_request_id_does_not_create_twice(
+    services: Services, sandbox: Sandbox
+) -> None:
+    first = await create_ticket(services, subject="退款", message="请退款", request_id="r-1")
+    again = await create_ticket(services, subject="退款", message="请退款", request_id="r-1")
+    assert again.ticket.id == first.ticket.id
+    assert len(sandbox.bangwo8.tickets) == 1
+
+
+async def test_a_blank_subject_is_refused_before_sending(
+    services: Services, sandbox: Sandbox
+) -> None:
+    with pytest.raises(InputError) as raised:
+        await create_ticket(services, subject="  ", message="")
+    assert {p.field for p in raised.value.problems} == {"subject", "message"}
+    assert sandbox.bangwo8.counters["requests"] == 0
+
+
+async def test_list_is_paged_and_bounded(services: Services) -> None:
+    for number in range(7):
+        await create_ticket(services, subject=f"工单 {number}", message="内容")
+    first = await list_tickets(services, limit=3)
+    assert (len(first.tickets), first.count, first.more_available) == (3, 7, True)
+    last = await list_tickets(services, limit=3, page=3)
+    assert (len(last.tickets), last.more_available) == (1, False)
+
+
+async def test_filters_reach_the_vendor(services: Services, sandbox: Sandbox) -> None:
+    sandbox.bangwo8.seed()
+    everything = await list_tickets(services, limit=100)
+    today = date.today()
+    recent = await list_tickets(services, created_start=today - timedelta(days=1), limit=100)
+    assert 0 < recent.count < everything.count
+
+
+async def test_a_reversed_range_is_an_input_error(services: Services, sandbox: Sandbox) -> None:
+    with pytest.raises(InputError, match="created_start is after created_end"):
+        await list_tickets(services, created_start=date(2025, 2, 1), created_end=date(2025, 1, 1))
+    assert sandbox.bangwo8.counters["requests"] == 0

@@ -1,0 +1,113 @@
+"""The vendor clients a tool call needs: made on first use, closed together.
+
+Every tool function takes a `Services` as its first argument, so an adapter (MCP server,
+Slack bot, CLI) builds one per process and hands it to every call::
+
+    async with Services(Settings.load()) as services:
+        staff = await list_staff(services, search="张")
+
+A client is created the first time a tool needs its vendor. A vendor without credentials
+raises `ConfigurationError` naming the missing variables then, not at start-up, so a
+process that only creates tickets runs with Bangwo8 configured alone.
+
+Tests inject `transports` (e.g. `httpx.ASGITransport(sim.app)`), `rate_limiters` and a
+`retry` policy per vendor name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Protocol, Self, TypedDict
+
+import httpx
+
+from tools.settings import CrmopsSettings, Settings
+from tools.transport import RateLimiter, RetryPolicy
+from tools.vendors.bangwo8 import Bangwo8Client
+from tools.vendors.socialepoch import SocialEpochClient
+from tools.vendors.xiaolanben import XiaolanbenClient
+
+
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+class _ClientOptions(TypedDict):
+    crmops: CrmopsSettings
+    transport: httpx.AsyncBaseTransport | None
+    rate_limiter: RateLimiter | None
+    retry: RetryPolicy | None
+
+
+class Services:
+    """One lazily created client per vendor, sharing one `Settings`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+        rate_limiters: Mapping[str, RateLimiter] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self._transports = dict(transports or {})
+        self._rate_limiters = dict(rate_limiters or {})
+        self._retry = retry
+        self._clients: dict[str, _Closable] = {}
+
+    @property
+    def socialepoch(self) -> SocialEpochClient:
+        """The SocialEpoch client; `ConfigurationError` if `SOCIALEPOCH_*` is incomplete."""
+        client = self._clients.get("socialepoch")
+        if not isinstance(client, SocialEpochClient):
+            self.settings.socialepoch.require()
+            client = SocialEpochClient(self.settings.socialepoch, **self._options("socialepoch"))
+            self._clients["socialepoch"] = client
+        return client
+
+    @property
+    def xiaolanben(self) -> XiaolanbenClient:
+        """The Xiaolanben client; `ConfigurationError` if `XIAOLANBEN_*` is incomplete."""
+        client = self._clients.get("xiaolanben")
+        if not isinstance(client, XiaolanbenClient):
+            self.settings.xiaolanben.require()
+            client = XiaolanbenClient(self.settings.xiaolanben, **self._options("xiaolanben"))
+            self._clients["xiaolanben"] = client
+        return client
+
+    @property
+    def bangwo8(self) -> Bangwo8Client:
+        """The Bangwo8 client; `ConfigurationError` if `BANGWO8_*` is incomplete."""
+        client = self._clients.get("bangwo8")
+        if not isinstance(client, Bangwo8Client):
+            self.settings.bangwo8.require()
+            client = Bangwo8Client(self.settings.bangwo8, **self._options("bangwo8"))
+            self._clients["bangwo8"] = client
+        return client
+
+    def _options(self, vendor: str) -> _ClientOptions:
+        return {
+            "crmops": self.settings.crmops,
+            "transport": self._transports.get(vendor),
+            "rate_limiter": self._rate_limiters.get(vendor),
+            "retry": self._retry,
+        }
+
+    async def aclose(self) -> None:
+        """Close every client made so far; a later use makes a fresh one."""
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
