@@ -20,7 +20,9 @@ from typing import Annotated, cast
 
 import anyio
 import typer
+from rich.console import Console
 
+from server import sandbox as sandbox_module
 from server.http_app import build_http_app, serve_http
 from server.mcp_server import build_server, parse_tool_names
 from tools.catalog import VENDORS, Vendor
@@ -110,6 +112,40 @@ def errors(
         wanted = cast("Vendor | None", vendor)
         result = anyio.run(lambda: lookup_error_code(code=code, vendor=wanted))
         typer.echo(render_text(result))
+
+
+@app.command()
+def sandbox(
+    *,
+    tour: Annotated[
+        bool, typer.Option("--tour", help="walk through every tool against a fresh sandbox")
+    ] = False,
+    env: Annotated[
+        bool, typer.Option("--env", help="print `export` lines for the running sandbox")
+    ] = False,
+    host: Annotated[str, typer.Option(help="address to serve on")] = "127.0.0.1",
+    mcp_port: Annotated[int, typer.Option(help="MCP HTTP port (0: any free port)")] = (
+        sandbox_module.DEFAULT_MCP_PORT
+    ),
+    simulator_ports: Annotated[
+        str,
+        typer.Option(help="SocialEpoch,Xiaolanben,Bangwo8 simulator ports (0: any free port)"),
+    ] = ",".join(map(str, sandbox_module.DEFAULT_SIMULATOR_PORTS)),
+) -> None:
+    """Run every feature against the bundled vendor simulators: no account needed."""
+    console = Console()
+    with _failures_as_exit_codes():
+        if env:
+            typer.echo(sandbox_module.export_lines(sandbox_module.read_running_env()))
+            return
+        if tour:
+            raise typer.Exit(sandbox_module.run_tour(console))
+        sandbox_module.serve_until_stopped(
+            console,
+            host=host,
+            mcp_port=mcp_port,
+            simulator_ports=sandbox_module.parse_ports(simulator_ports),
+        )
 
 
 def _log_to_stderr() -> None:

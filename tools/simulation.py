@@ -20,7 +20,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import uvicorn
 from pydantic import BaseModel, Field
@@ -221,12 +221,21 @@ class ServedApp:
         self.thread.join(timeout)
 
 
-def start_server(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> ServedApp:
-    """Serve `app` over HTTP in a daemon thread; returns once it accepts connections."""
+def start_server(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    lifespan: Literal["on", "off", "auto"] = "off",
+) -> ServedApp:
+    """Serve `app` over HTTP in a daemon thread; returns once it accepts connections.
+
+    `lifespan="on"` for apps that start work at start-up (the MCP HTTP app does).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan=lifespan)
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True, name="sim"
