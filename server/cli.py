@@ -12,6 +12,7 @@ A failure prints one line on stderr and exits with a code saying what kind it wa
 from __future__ import annotations
 
 import logging
+from importlib.metadata import entry_points
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,9 +45,11 @@ EXIT_CODES: tuple[tuple[type[CrmopsError], int], ...] = (
     (CrmopsError, EXIT_FAILED),
 )
 
+PLUGIN_GROUP = "crmops.commands"
+
 app = typer.Typer(
     name="crmops",
-    help="SocialEpoch, Xiaolanben and Bangwo8 behind one set of tools: MCP server and CLI.",
+    help="SocialEpoch, Xiaolanben and Bangwo8 behind one set of tools: MCP, Slack and CLI.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -177,6 +180,16 @@ def _exit_code(error: CrmopsError) -> int:
     return next(code for kind, code in EXIT_CODES if isinstance(error, kind))
 
 
+def register_plugin_commands(cli: typer.Typer) -> None:
+    """Add the subcommands other packages declare under the `crmops.commands` entry points.
+
+    `crmops slack` comes from bots/ this way: server/ and bots/ never import each other.
+    """
+    for entry_point in entry_points(group=PLUGIN_GROUP):
+        entry_point.load()(cli)
+
+
 def main() -> None:
     """Console-script entry point (`crmops`)."""
+    register_plugin_commands(app)
     app()

@@ -1,0 +1,90 @@
+"""`crmops slack`: the Slack bot, over HTTP or Socket Mode.
+
+    crmops slack                      # POST /slack/events on 127.0.0.1:3000 (behind a proxy)
+    crmops slack --host 0.0.0.0 --port 8080
+    crmops slack --socket             # Socket Mode: no public URL, needs SLACK_APP_TOKEN
+
+`server/` never imports `bots/`: the `crmops` CLI finds this command through the
+`crmops.commands` entry point group, whose entries name a `register(app)` function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bots.app import build_app
+from bots.serving import build_http_app, serve_http, socket_mode_handler
+from bots.settings import AccessSettings, SlackSettings
+from tools.errors import ConfigurationError, CrmopsError
+from tools.services import Services
+from tools.settings import Settings
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 78  # sysexits EX_CONFIG, as `crmops mcp`
+EXIT_INTERRUPTED = 130
+
+
+def register(app: typer.Typer) -> None:
+    """Add `slack` to the `crmops` command line (entry point group `crmops.commands`)."""
+    app.command(name="slack")(slack)
+
+
+def slack(
+    *,
+    port: Annotated[int, typer.Option(help="HTTP: port to bind", min=1, max=65535)] = 3000,
+    host: Annotated[str, typer.Option(help="HTTP: address to bind")] = "127.0.0.1",
+    socket: Annotated[
+        bool, typer.Option("--socket", help="Socket Mode instead of HTTP (SLACK_APP_TOKEN)")
+    ] = False,
+    env_file: Annotated[
+        Path, typer.Option("--env-file", help="settings file read after the environment")
+    ] = Path(".env"),
+) -> None:
+    """Run the Slack bot: /crm help, error, staff, customer, ticket, import."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        slack_settings = SlackSettings.load(env_file=env_file)
+        slack_settings.require(socket_mode=socket)
+        settings = Settings.load(env_file=env_file)
+        access = AccessSettings.load(env_file=env_file)
+        asyncio.run(_run(slack_settings, settings, access, socket=socket, host=host, port=port))
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except CrmopsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+async def _run(
+    slack_settings: SlackSettings,
+    settings: Settings,
+    access: AccessSettings,
+    *,
+    socket: bool,
+    host: str,
+    port: int,
+) -> None:
+    async with Services(settings) as services:
+        bolt_app = build_app(slack_settings, services, access=access)
+        if not socket:
+            await serve_http(build_http_app(bolt_app), host=host, port=port)
+            return
+        handler = socket_mode_handler(bolt_app, slack_settings)
+        try:
+            # bolt's Socket Mode handler has no type hints.
+            await handler.start_async()  # type: ignore[no-untyped-call]
+        finally:
+            await handler.close_async()  # type: ignore[no-untyped-call]

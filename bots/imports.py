@@ -1,0 +1,390 @@
+"""`/crm import`: a file from a modal, a preview, then the bulk import with progress.
+
+1. `/crm import [vendor]` opens a modal (vendor + a CSV/XLSX file input). The command's
+   `response_url` travels in the modal's `private_metadata`: a submission has none.
+2. On submit the file is downloaded with the bot token (scope `files:read`; Slack answers
+   a sign-in page with status 200 when the token is missing, so the content type is
+   checked), checked row by row (a dry run of `bulk_import`), and a preview — valid rows,
+   rejected rows with reasons — is posted with Import / Cancel buttons.
+3. Import runs `bulk_import`; one message (the preview's) shows progress, then the final
+   per-row summary. Rejected rows can be downloaded as a CSV, sent to the user's DM.
+
+A `response_url` takes 5 posts: the start, at most `MAX_PROGRESS_UPDATES` progress posts,
+and the summary, leaving one for a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from slack_bolt.async_app import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots import auth, blocks
+from bots.settings import SlackSettings
+from tools.bulk import Actor, BulkImportReport, ImportProgress, Store, bulk_import
+from tools.bulk.columns import BulkVendor
+from tools.errors import InputError, Problem
+from tools.services import Services
+
+log = logging.getLogger("crmops.slack")
+
+IMPORT_VIEW = "crm_import"
+DOWNLOAD_ACTION = "crm_rejected_csv"
+VENDOR_BLOCK, VENDOR_INPUT = "vendor", "vendor_select"
+FILE_BLOCK, FILE_INPUT = "file", "file_input"
+FILE_TYPES = ("csv", "xlsx")
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_PROGRESS_UPDATES = 2
+MAX_SHOWN_PROBLEMS = 15
+VENDOR_NAMES: dict[BulkVendor, str] = {
+    "socialepoch": "SocialEpoch (WhatsApp SCRM)",
+    "xiaolanben": "Xiaolanben 小蓝本 (B2B CRM)",
+}
+
+
+def slack_actor(user_id: str, team_id: str, channel_id: str) -> Actor:
+    """The audit log's actor for a Slack user: `team/channel/user`, who and where."""
+    return Actor("slack", f"{team_id}/{channel_id}/{user_id}")
+
+
+@dataclass(frozen=True)
+class Download:
+    """A rejected-rows CSV its owner may fetch until `expires_at`."""
+
+    user_id: str
+    path: Path
+    name: str
+    expires_at: float
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def import_modal(vendor: BulkVendor | None, metadata: dict[str, str]) -> dict[str, Any]:
+    options = [
+        {"text": {"type": "plain_text", "text": label}, "value": value}
+        for value, label in VENDOR_NAMES.items()
+    ]
+    select: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": VENDOR_INPUT,
+        "options": options,
+    }
+    if vendor is not None:
+        select["initial_option"] = next(each for each in options if each["value"] == vendor)
+    return {
+        "type": "modal",
+        "callback_id": IMPORT_VIEW,
+        "private_metadata": json.dumps(metadata),
+        "title": {"type": "plain_text", "text": "Import customers"},
+        "submit": {"type": "plain_text", "text": "Check file"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": VENDOR_BLOCK,
+                "label": {"type": "plain_text", "text": "Import into"},
+                "element": select,
+            },
+            {
+                "type": "input",
+                "block_id": FILE_BLOCK,
+                "label": {"type": "plain_text", "text": "Customers file (CSV or XLSX)"},
+                "element": {
+                    "type": "file_input",
+                    "action_id": FILE_INPUT,
+                    "filetypes": list(FILE_TYPES),
+                    "max_files": 1,
+                },
+            },
+            blocks.context("Nothing is imported until you press Import on the preview."),
+        ],
+    }
+
+
+def _problem_lines(report: BulkImportReport) -> str:
+    lines = [
+        f"row {p.row}: {blocks.escape(p.field + ': ' if p.field else '')}{blocks.escape(p.reason)}"
+        for p in report.problems[:MAX_SHOWN_PROBLEMS]
+    ]
+    hidden = (report.rejected + report.failed) - len(lines)
+    if hidden > 0:
+        lines.append(f"… and {hidden} more (download the CSV)")
+    return "\n".join(lines)
+
+
+def preview_message(
+    report: BulkImportReport, file_name: str, confirmation_id: str, download_id: str | None
+) -> blocks.Message:
+    head = (
+        f"*{blocks.escape(file_name)}* → {VENDOR_NAMES[report.vendor]}: "
+        f"{report.valid} valid row(s), {report.rejected} rejected of {report.rows_read}."
+    )
+    body = [blocks.section(head)]
+    if report.rejected:
+        body.append(blocks.section("*Rejected (not imported):*\n" + _problem_lines(report)))
+    buttons = [blocks.button("Cancel", blocks.CANCEL_ACTION, confirmation_id)]
+    if report.valid:
+        buttons.insert(
+            0,
+            blocks.button(
+                f"Import {report.valid} row(s)", blocks.CONFIRM_ACTION, confirmation_id, "primary"
+            ),
+        )
+    if download_id is not None:
+        buttons.append(blocks.button("Download rejected rows (CSV)", DOWNLOAD_ACTION, download_id))
+    body.append({"type": "actions", "elements": buttons})
+    return blocks.message(head, body)
+
+
+def progress_message(progress: ImportProgress, file_name: str) -> blocks.Message:
+    return blocks.notice(
+        f":hourglass_flowing_sand: Importing *{blocks.escape(file_name)}*: "
+        f"{progress.done} of {progress.total} row(s) done, {progress.failed} refused."
+    )
+
+
+def summary_message(
+    report: BulkImportReport, file_name: str, download_id: str | None
+) -> blocks.Message:
+    icon = ":white_check_mark:" if report.status == "ok" else ":warning:"
+    head = (
+        f"{icon} Imported *{blocks.escape(file_name)}* into {VENDOR_NAMES[report.vendor]}: "
+        f"{report.created} created, {report.updated} updated, {report.accepted} accepted, "
+        f"{report.failed} refused by the vendor, {report.rejected} rejected before sending."
+    )
+    body = [blocks.section(head)]
+    if report.unknown or report.pending:
+        body.append(
+            blocks.section(
+                f"{report.unknown + report.pending} row(s) were not settled"
+                f"{': ' + blocks.escape(report.stopped) if report.stopped else ''}. "
+                "Run the same import again to send only those."
+            )
+        )
+    if report.problems:
+        body.append(blocks.section("*Not imported:*\n" + _problem_lines(report)))
+    if download_id is not None:
+        body.append(
+            {
+                "type": "actions",
+                "elements": [
+                    blocks.button("Download rejected rows (CSV)", DOWNLOAD_ACTION, download_id)
+                ],
+            }
+        )
+    return blocks.message(head, body)
+
+
+# --- the flow ---------------------------------------------------------------------------------
+
+
+class ImportFlow:
+    """The import modal, preview, run and downloads; `CrmBot` routes to it."""
+
+    def __init__(
+        self,
+        *,
+        settings: SlackSettings,
+        services: Services,
+        store: Store,
+        workdir: Path | None = None,
+        progress_interval: float = 2.0,
+        download_ttl: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.services = services
+        self.store = store
+        self.workdir = workdir or Path(tempfile.gettempdir()) / "crmops-slack"
+        self.progress_interval = progress_interval
+        self.download_ttl = download_ttl
+        self.clock = clock
+        self.downloads: dict[str, Download] = {}
+
+    # --- 1. the modal -------------------------------------------------------------------------
+    async def open_modal(
+        self, vendor: BulkVendor | None, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        metadata = {
+            "response_url": str(body.get("response_url", "")),
+            "channel_id": str(body.get("channel_id", "")),
+        }
+        await client.views_open(
+            trigger_id=str(body.get("trigger_id", "")), view=import_modal(vendor, metadata)
+        )
+
+    # --- 2. the preview -----------------------------------------------------------------------
+    @staticmethod
+    def submitted_file(view: dict[str, Any]) -> tuple[BulkVendor | None, dict[str, Any] | None]:
+        """The vendor and the file object a submitted modal holds (None when missing)."""
+        values = (view.get("state") or {}).get("values") or {}
+        chosen = ((values.get(VENDOR_BLOCK) or {}).get(VENDOR_INPUT) or {}).get("selected_option")
+        vendor = chosen.get("value") if isinstance(chosen, dict) else None
+        files = ((values.get(FILE_BLOCK) or {}).get(FILE_INPUT) or {}).get("files") or []
+        known: BulkVendor | None = vendor if vendor in VENDOR_NAMES else None
+        return known, files[0] if files else None
+
+    async def download(self, file: dict[str, Any]) -> Path:
+        """The uploaded file, saved under its own name (the suffix picks the reader)."""
+        name = Path(str(file.get("name") or "upload.csv")).name
+        if Path(name).suffix.lower().lstrip(".") not in FILE_TYPES:
+            raise _file_problem(f"{name}: give a .csv or .xlsx file")
+        url = str(file.get("url_private_download") or file.get("url_private") or "")
+        if urlsplit(url).netloc not in self.settings.file_hosts:
+            # The bot token goes only to Slack's own hosts.
+            raise _file_problem(f"the file's URL is not on Slack ({urlsplit(url).netloc})")
+        async with httpx.AsyncClient(timeout=30, follow_redirects=True) as http:
+            response = await http.get(url, headers=auth.bearer_header(self.settings))
+        content_type = response.headers.get("content-type", "")
+        if response.status_code != 200 or content_type.startswith("text/html"):
+            # Slack answers a missing or wrong token with its sign-in page and status 200.
+            raise _file_problem(
+                "Slack did not hand out the file (it sent a web page): check that "
+                "SLACK_BOT_TOKEN is right and the app has the files:read scope"
+            )
+        if len(response.content) > MAX_FILE_BYTES:
+            raise _file_problem(f"{name} is over {MAX_FILE_BYTES // (1024 * 1024)} MB")
+        self._sweep()
+        folder = self.workdir / secrets.token_hex(8)
+        folder.mkdir(parents=True)
+        path = folder / name
+        path.write_bytes(response.content)
+        return path
+
+    async def check(self, path: Path, vendor: BulkVendor) -> tuple[BulkImportReport, Path]:
+        """A dry run: every row checked, nothing sent; the rejected rows as a CSV."""
+        rejected = path.with_name("rejected-rows.csv")
+        report = await bulk_import(
+            self.services,
+            source=path,
+            vendor=vendor,
+            store=None,
+            actor=Actor("slack", "preview"),
+            dry_run=True,
+            rejections_csv=rejected,
+        )
+        return report, rejected
+
+    def offer_download(self, user_id: str, path: Path, name: str) -> str:
+        download_id = secrets.token_urlsafe(16)
+        now = self.clock()
+        self.downloads = {k: d for k, d in self.downloads.items() if d.expires_at > now}
+        self.downloads[download_id] = Download(user_id, path, name, now + self.download_ttl)
+        return download_id
+
+    # --- 3. the import --------------------------------------------------------------------------
+    async def run(
+        self, payload: dict[str, Any], actor: Actor, respond: AsyncRespond
+    ) -> BulkImportReport:
+        """Import the checked file, posting progress and then the summary to `respond`."""
+        path, name = Path(payload["path"]), str(payload["file_name"])
+        reporter = _ProgressPoster(respond, name, self.progress_interval)
+        await _post(respond, blocks.notice(f"Importing *{blocks.escape(name)}*…"))
+        rejected = path.with_name("rejected-rows-final.csv")
+        report = await bulk_import(
+            self.services,
+            source=path,
+            vendor=payload["vendor"],
+            store=self.store,
+            actor=actor,
+            resume=True,
+            progress=reporter,
+            rejections_csv=rejected,
+        )
+        await reporter.drain()
+        user_id = actor.name.rsplit("/", 1)[-1]
+        download = (
+            self.offer_download(user_id, rejected, f"rejected-{path.stem}.csv")
+            if report.problems
+            else None
+        )
+        await _post(respond, summary_message(report, name, download))
+        return report
+
+    async def send_download(
+        self, download_id: str, user_id: str, client: AsyncWebClient
+    ) -> str | None:
+        """DM the rejected-rows CSV to its owner; None when done, else why not."""
+        download = self.downloads.get(download_id)
+        if download is None or download.expires_at <= self.clock():
+            return "This download has expired; run the import again to get the rows."
+        if download.user_id != user_id:
+            return f"Only <@{download.user_id}> can download these rows."
+        opened = await client.conversations_open(users=user_id)
+        channel = str((opened.get("channel") or {}).get("id", ""))
+        await client.files_upload_v2(
+            channel=channel,
+            file=str(download.path),
+            filename=download.name,
+            title=download.name,
+            initial_comment="The rows that were not imported, with the reason for each.",
+        )
+        return None
+
+    def _sweep(self) -> None:
+        """Delete the files of imports older than a download lasts (they hold customer data)."""
+        if not self.workdir.is_dir():
+            return
+        oldest = time.time() - self.download_ttl
+        for folder in self.workdir.iterdir():
+            if folder.is_dir() and folder.stat().st_mtime < oldest:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _file_problem(message: str) -> InputError:
+    return InputError([Problem("file", message)], summary="cannot use this file")
+
+
+async def _post(respond: AsyncRespond, answer: blocks.Message) -> None:
+    try:
+        await respond(**answer, replace_original=True)
+    except Exception:
+        log.exception("could not post the import's progress")
+
+
+class _ProgressPoster:
+    """The engine's (synchronous) progress callback: posts at most a few updates, in order."""
+
+    def __init__(self, respond: AsyncRespond, file_name: str, interval: float) -> None:
+        self._respond = respond
+        self._file_name = file_name
+        self._interval = interval
+        self._last = time.monotonic()
+        self._posted = 0
+        self._chain: asyncio.Task[None] | None = None
+
+    def __call__(self, progress: ImportProgress) -> None:
+        now = time.monotonic()
+        if progress.phase != "sending" or progress.total == 0:
+            return
+        if self._posted >= MAX_PROGRESS_UPDATES or now - self._last < self._interval:
+            return
+        self._posted += 1
+        self._last = now
+        previous = self._chain
+        message = progress_message(progress, self._file_name)
+        self._chain = asyncio.get_running_loop().create_task(self._after(previous, message))
+
+    async def _after(self, previous: asyncio.Task[None] | None, message: blocks.Message) -> None:
+        if previous is not None:
+            await previous
+        await _post(self._respond, message)
+
+    async def drain(self) -> None:
+        """Wait for the progress posts still in flight (before the summary replaces them)."""
+        if self._chain is not None:
+            await self._chain

@@ -1,0 +1,176 @@
+"""`/crm import`: modal → upload → preview → confirm → progress → summary, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.bots.conftest import CHANNEL, TEAM, WRITER, SlackEndpoint, audit_entries
+from tests.bots.fake_slack import FakeSlack, wait_until
+from tests.bots.test_http import _confirmation_id, _text
+from tests.sandbox import Sandbox
+from tools.bulk import Store
+
+VALID_ROWS = 25
+CSV_MIME = "text/csv"
+
+
+def _customers_csv() -> bytes:
+    lines = ["客户名称,企业名称,联系人,手机号"]
+    lines += [
+        f"蓝本客户{n:02d},蓝本客户{n:02d}有限公司,王芳{n},1380013{n:04d}" for n in range(VALID_ROWS)
+    ]
+    lines.append(",没有客户名称的公司,李雷,13900139000")  # rejected: customerName is required
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def _open_modal(endpoint: SlackEndpoint) -> dict[str, Any]:
+    response = await endpoint.command("import xiaolanben")
+    assert response.status_code == 200
+    await wait_until(lambda: bool(endpoint.fake.calls_to("views.open")))
+    view = endpoint.fake.calls_to("views.open")[0].data["view"]
+    return json.loads(view) if isinstance(view, str) else dict(view)
+
+
+def _submission(view: dict[str, Any], file: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "type": "view_submission",
+        "user": {"id": WRITER, "username": "writer", "team_id": TEAM},
+        "view": {
+            "id": "V0MODAL",
+            "type": "modal",
+            "callback_id": view["callback_id"],
+            "private_metadata": view["private_metadata"],
+            "state": {
+                "values": {
+                    "vendor": {
+                        "vendor_select": {
+                            "type": "static_select",
+                            "selected_option": {"value": "xiaolanben"},
+                        }
+                    },
+                    "file": {"file_input": {"type": "file_input", "files": [file] if file else []}},
+                }
+            },
+        },
+    }
+
+
+def _button(message: dict[str, Any], action_id: str) -> str:
+    for block in message["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == action_id:
+                return str(element["value"])
+    raise AssertionError(f"no {action_id} button")
+
+
+async def test_the_whole_import_flow(
+    endpoint: SlackEndpoint, fake_slack: FakeSlack, sandbox: Sandbox, store: Store
+) -> None:
+    view = await _open_modal(endpoint)
+    assert view["callback_id"] == "crm_import"
+    assert json.loads(view["private_metadata"])["response_url"] == fake_slack.hook_url("cmd")
+
+    file = fake_slack.add_file("customers.csv", _customers_csv(), CSV_MIME)
+    submitted = await endpoint.interaction(_submission(view, file))
+    assert submitted.status_code == 200
+    await wait_until(lambda: bool(fake_slack.hook_posts["cmd"]), within=10)
+    preview = fake_slack.hook_posts["cmd"][0]
+    text = _text(preview)
+    assert f"{VALID_ROWS} valid row(s), 1 rejected of {VALID_ROWS + 1}" in text
+    assert f"row {VALID_ROWS + 2}: customerName" in text
+    assert sandbox.xiaolanben.customers == {}
+    download = fake_slack.calls_to("files.download")[0]
+    assert download.token == fake_slack.bot_token
+
+    confirmation = _confirmation_id(preview)
+    await endpoint.press("crm_confirm", confirmation, user="U0INTRUDER", hook="intruder")
+    await wait_until(lambda: bool(fake_slack.hook_posts["intruder"]))
+    assert f"Only <@{WRITER}>" in _text(fake_slack.hook_posts["intruder"][0])
+    assert sandbox.xiaolanben.customers == {}
+
+    await endpoint.press("crm_confirm", confirmation, hook="run")
+    posts = fake_slack.hook_posts.setdefault("run", [])
+    await wait_until(lambda: any("Imported" in _text(post) for post in posts), within=20)
+    texts = [_text(post) for post in posts]
+    assert texts[0].startswith("Importing")
+    assert any(f"of {VALID_ROWS} row(s) done" in text for text in texts[1:-1])
+    assert f"{VALID_ROWS} created" in texts[-1]
+    assert all(post.get("replace_original") is True for post in posts)
+    assert len(posts) <= 4  # a response_url takes 5 posts
+    assert len(sandbox.xiaolanben.customers) == VALID_ROWS
+
+    await endpoint.press("crm_confirm", confirmation, hook="again")
+    await wait_until(lambda: bool(fake_slack.hook_posts["again"]))
+    assert "already confirmed" in _text(fake_slack.hook_posts["again"][0])
+    assert len(sandbox.xiaolanben.customers) == VALID_ROWS
+
+    entries = await audit_entries(store)
+    slack_entry = next(e for e in entries if e.operation == "/crm import")
+    assert slack_entry.actor.name == f"{TEAM}/{CHANNEL}/{WRITER}"
+    assert (slack_entry.vendor, slack_entry.outcome) == ("xiaolanben", "partial")
+    assert slack_entry.sent["confirmed"] == VALID_ROWS
+    assert any(e.operation == "bulk_import" for e in entries)
+
+    await endpoint.press("crm_rejected_csv", _button(posts[-1], "crm_rejected_csv"))
+    await wait_until(lambda: bool(fake_slack.calls_to("files.completeUploadExternal")))
+    (upload,) = fake_slack.uploads.values()
+    assert "没有客户名称的公司" in upload.content.decode("utf-8-sig")
+    assert fake_slack.calls_to("conversations.open")[0].data["users"] == WRITER
+
+
+async def test_cancel_imports_nothing(
+    endpoint: SlackEndpoint, fake_slack: FakeSlack, sandbox: Sandbox
+) -> None:
+    view = await _open_modal(endpoint)
+    file = fake_slack.add_file("customers.csv", _customers_csv(), CSV_MIME)
+    await endpoint.interaction(_submission(view, file))
+    await wait_until(lambda: bool(fake_slack.hook_posts["cmd"]), within=10)
+    confirmation = _confirmation_id(fake_slack.hook_posts["cmd"][0])
+    await endpoint.press("crm_cancel", confirmation, hook="cancel")
+    await wait_until(lambda: bool(fake_slack.hook_posts["cancel"]))
+    await endpoint.press("crm_confirm", confirmation, hook="late")
+    await wait_until(lambda: bool(fake_slack.hook_posts["late"]))
+    assert "already confirmed or cancelled" in _text(fake_slack.hook_posts["late"][0])
+    assert sandbox.xiaolanben.customers == {}
+
+
+async def test_a_submission_without_a_file_keeps_the_modal_open(
+    endpoint: SlackEndpoint,
+) -> None:
+    view = await _open_modal(endpoint)
+    response = await endpoint.interaction(_submission(view, None))
+    answer = response.json()
+    assert answer["response_action"] == "errors"
+    assert "file" in answer["errors"]
+
+
+async def test_a_sign_in_page_instead_of_the_file_is_reported(
+    endpoint: SlackEndpoint, fake_slack: FakeSlack
+) -> None:
+    view = await _open_modal(endpoint)
+    file = fake_slack.add_file("customers.csv", _customers_csv(), CSV_MIME)
+    fake_slack.files.clear()  # Slack answers its HTML sign-in page, status 200
+    await endpoint.interaction(_submission(view, file))
+    await wait_until(lambda: bool(fake_slack.hook_posts["cmd"]), within=10)
+    text = _text(fake_slack.hook_posts["cmd"][0])
+    assert "Could not check the file" in text
+    assert "files:read" in text
+
+
+async def test_the_bot_token_is_not_sent_off_slack(
+    endpoint: SlackEndpoint, fake_slack: FakeSlack
+) -> None:
+    view = await _open_modal(endpoint)
+    file = fake_slack.add_file("customers.csv", _customers_csv(), CSV_MIME)
+    file["url_private_download"] = "https://evil.example.com/steal/customers.csv"
+    await endpoint.interaction(_submission(view, file))
+    await wait_until(lambda: bool(fake_slack.hook_posts["cmd"]), within=10)
+    assert "not on Slack" in _text(fake_slack.hook_posts["cmd"][0])
+    assert fake_slack.calls_to("files.download") == []
+
+
+async def test_import_is_refused_to_users_not_allowed(endpoint: SlackEndpoint) -> None:
+    response = await endpoint.command("import", user="U0READER")
+    assert "not allowed to run `/crm import`" in _text(response.json())
+    assert endpoint.fake.calls_to("views.open") == []
