@@ -17,11 +17,11 @@ Tests inject `transports` (e.g. `httpx.ASGITransport(sim.app)`), `rate_limiters`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Protocol, Self, TypedDict
+from typing import Protocol, TypedDict
 
 import httpx
 
+from tools.aio import AsyncClosing
 from tools.settings import CrmopsSettings, Settings
 from tools.transport import RateLimiter, RetryPolicy
 from tools.vendors.bangwo8 import Bangwo8Client
@@ -40,7 +40,7 @@ class _ClientOptions(TypedDict):
     retry: RetryPolicy | None
 
 
-class Services:
+class Services(AsyncClosing):
     """One lazily created client per vendor, sharing one `Settings`."""
 
     def __init__(
@@ -100,14 +100,3 @@ class Services:
         clients, self._clients = self._clients, {}
         for client in clients.values():
             await client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -28,6 +28,7 @@ import httpx
 import stamina
 from aiolimiter import AsyncLimiter
 
+from tools.aio import AsyncClosing
 from tools.errors import (
     MalformedResponseError,
     RateLimitedError,
@@ -35,6 +36,7 @@ from tools.errors import (
     VendorError,
     VendorUnavailableError,
 )
+from tools.settings import CrmopsSettings
 
 log = logging.getLogger("crmops.http")
 
@@ -106,8 +108,12 @@ def encode_json(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-class VendorTransport:
-    """One vendor's HTTP connection pool, signer, rate limiter and retry policy."""
+class VendorTransport(AsyncClosing):
+    """One vendor's HTTP connection pool, signer, rate limiter and retry policy.
+
+    Vendor clients build theirs with `VendorTransport.configured(...)`, which fills in
+    crmops's defaults for what the caller (a test, the bulk engine) did not inject.
+    """
 
     def __init__(
         self,
@@ -133,6 +139,39 @@ class VendorTransport:
             headers=headers,
             transport=transport,
             follow_redirects=False,
+        )
+
+    @classmethod
+    def configured(
+        cls,
+        *,
+        vendor: str,
+        base_url: str,
+        rate_limit: float,
+        auth: httpx.Auth | None,
+        check_answer: AnswerCheck,
+        crmops: CrmopsSettings | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate_limiter: RateLimiter | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> VendorTransport:
+        """A transport with `crmops` settings' timeout, attempts and rate headroom.
+
+        `rate_limit` is the vendor's requests per second per API; the default limiter
+        runs at `crmops.rate_headroom` of it.
+        """
+        crmops = crmops or CrmopsSettings()
+        return cls(
+            vendor=vendor,
+            base_url=base_url,
+            auth=auth,
+            check_answer=check_answer,
+            rate_limiter=rate_limiter or LocalRateLimiter(rate_limit * crmops.rate_headroom),
+            retry=retry or RetryPolicy(attempts=crmops.max_attempts),
+            timeout=crmops.http_timeout,
+            headers=headers,
+            transport=transport,
         )
 
     async def request(

@@ -13,17 +13,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import ValidationError
 
+from tools.aio import AsyncClosing
 from tools.errors import InputError, MalformedResponseError, Problem
 from tools.settings import Bangwo8Settings, CrmopsSettings
 from tools.transport import (
     Endpoint,
-    LocalRateLimiter,
     RateLimiter,
     RetryPolicy,
     VendorTransport,
@@ -52,7 +51,7 @@ REQUEST_ID_MAX = 64
 Answer = TypeVar("Answer", Ticket, TicketPage)
 
 
-class Bangwo8Client:
+class Bangwo8Client(AsyncClosing):
     """Async Bangwo8 client owning one connection pool; use it as `async with`."""
 
     def __init__(
@@ -66,18 +65,17 @@ class Bangwo8Client:
         clock: Callable[[], float] = time.time,
     ) -> None:
         settings.require()
-        crmops = crmops or CrmopsSettings()
-        self._transport = VendorTransport(
+        self._transport = VendorTransport.configured(
             vendor=VENDOR,
             base_url=settings.url,
+            rate_limit=settings.rate_limit,
             auth=_auth(settings, clock),
             check_answer=check_answer,
-            rate_limiter=rate_limiter
-            or LocalRateLimiter(settings.rate_limit * crmops.rate_headroom),
-            retry=retry or RetryPolicy(attempts=crmops.max_attempts),
-            timeout=crmops.http_timeout,
+            crmops=crmops,
             headers={"Accept": "application/json"},
             transport=transport,
+            rate_limiter=rate_limiter,
+            retry=retry,
         )
 
     async def create_ticket(
@@ -119,17 +117,6 @@ class Bangwo8Client:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _auth(settings: Bangwo8Settings, clock: Callable[[], float]) -> httpx.Auth:

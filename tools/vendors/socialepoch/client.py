@@ -13,18 +13,17 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import SecretStr, ValidationError
 
+from tools.aio import AsyncClosing
 from tools.errors import ConfigurationError, InputError, MalformedResponseError, Problem
 from tools.models import OutcomeStatus, RecordOutcome
 from tools.settings import CrmopsSettings, SocialEpochSettings
 from tools.transport import (
     Endpoint,
-    LocalRateLimiter,
     RateLimiter,
     RetryPolicy,
     VendorTransport,
@@ -54,7 +53,7 @@ _OUTCOME_STATUSES: dict[str, OutcomeStatus] = {
 }
 
 
-class SocialEpochClient:
+class SocialEpochClient(AsyncClosing):
     """One SocialEpoch tenant (one region's tenant id, API key and accounts).
 
     `settings.import_api` picks the import: "batch" (`batchImport`, header token; each
@@ -77,21 +76,20 @@ class SocialEpochClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         settings.require()
-        crmops = crmops or CrmopsSettings()
         self.settings = settings
         self._tenant_id, api_key = _credentials(settings)
         header_auth = SocialEpochHeaderAuth(tenant_id=self._tenant_id, api_key=api_key, clock=clock)
         legacy_auth = SocialEpochLegacyAuth(api_key=api_key, tz=settings.tz, clock=clock)
-        self._transport = VendorTransport(
+        self._transport = VendorTransport.configured(
             vendor=VENDOR,
             base_url=settings.url,
+            rate_limit=settings.rate_limit,
             auth=_AuthByPath(header_auth, {LEGACY_IMPORT.path: legacy_auth}),
             check_answer=check_answer,
-            rate_limiter=rate_limiter
-            or LocalRateLimiter(settings.rate_limit * crmops.rate_headroom),
-            retry=retry or RetryPolicy(attempts=crmops.max_attempts),
-            timeout=crmops.http_timeout,
+            crmops=crmops,
             transport=transport,
+            rate_limiter=rate_limiter,
+            retry=retry,
         )
 
     async def import_customers(
@@ -182,17 +180,6 @@ class SocialEpochClient:
     # --- lifecycle ---------------------------------------------------------------------
     async def aclose(self) -> None:
         await self._transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return (

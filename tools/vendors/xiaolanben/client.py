@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from tools.aio import AsyncClosing
 from tools.errors import (
     ConfigurationError,
     InputError,
@@ -29,7 +29,7 @@ from tools.errors import (
 )
 from tools.models import RecordOutcome
 from tools.settings import CrmopsSettings, XiaolanbenSettings
-from tools.transport import Endpoint, LocalRateLimiter, RateLimiter, RetryPolicy, VendorTransport
+from tools.transport import Endpoint, RateLimiter, RetryPolicy, VendorTransport
 from tools.vendors.xiaolanben.auth import XiaolanbenAuth
 from tools.vendors.xiaolanben.errors import VENDOR, check_answer
 from tools.vendors.xiaolanben.models import (
@@ -60,7 +60,7 @@ _BATCH_ANSWER = TypeAdapter(dict[str, ImportResult])
 _STAFF_PAGE = TypeAdapter(list[Staff])
 
 
-class XiaolanbenClient:
+class XiaolanbenClient(AsyncClosing):
     """Signed async client for one Xiaolanben company; use as `async with`."""
 
     MAX_BATCH = 10
@@ -81,35 +81,23 @@ class XiaolanbenClient:
         settings.require()
         if settings.sign_key is None:  # pragma: no cover - require() has refused this
             raise ConfigurationError(vendor=VENDOR, missing=["XIAOLANBEN_SIGN_KEY"])
-        crmops = crmops or CrmopsSettings()
         self._base_url = settings.url
-        self._transport = VendorTransport(
+        self._transport = VendorTransport.configured(
             vendor=VENDOR,
             base_url=settings.url,
+            rate_limit=settings.rate_limit,
             auth=XiaolanbenAuth(settings.sign_key, clock),
             check_answer=check_answer,
-            rate_limiter=rate_limiter
-            or LocalRateLimiter(settings.rate_limit * crmops.rate_headroom),
-            retry=retry or RetryPolicy(attempts=crmops.max_attempts),
-            timeout=crmops.http_timeout,
+            crmops=crmops,
             # 003: companyId goes in a header on every call and is not signed.
             headers={"companyId": str(settings.company_id)},
             transport=transport,
+            rate_limiter=rate_limiter,
+            retry=retry,
         )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._base_url!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._transport.aclose()
