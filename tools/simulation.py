@@ -251,9 +251,15 @@ def start_server(
 
 
 @contextlib.contextmanager
-def serve(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[ServedApp]:
+def serve(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    lifespan: Literal["on", "off", "auto"] = "off",
+) -> Iterator[ServedApp]:
     """`with serve(sim.app) as served: ...` — the app on loopback for the block's duration."""
-    served = start_server(app, host=host, port=port)
+    served = start_server(app, host=host, port=port, lifespan=lifespan)
     try:
         yield served
     finally:

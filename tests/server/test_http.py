@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import anyio
 import httpx
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from server.http_app import build_http_app, transport_security
 from server.http_auth import BearerTokenMiddleware
@@ -25,6 +20,7 @@ from tests.sandbox import Sandbox
 from tools.errors import ConfigurationError
 from tools.lookup import ErrorLookup
 from tools.settings import Settings
+from tools.simulation import serve
 from tools.staff import StaffList
 
 TOKEN = "test-token-5b0f3c9e8d7a"
@@ -53,44 +49,14 @@ def base_url(http_settings: Settings) -> Iterator[str]:
     """The whole HTTP app, served by uvicorn (lifespan on) on loopback in a thread."""
     server = build_server(http_settings)
     app = build_http_app(server, token=http_settings.crmops.mcp_token, host="127.0.0.1")
-    with served(app) as url:
-        yield url
+    with serve(app, lifespan="on") as served:
+        yield served.url
 
 
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=WAIT) as client:
         yield client
-
-
-def served(app: ASGIApp) -> _Served:
-    return _Served(app)
-
-
-class _Served:
-    """`with served(app) as url:` — uvicorn with the app's lifespan, stopped on exit."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(app, lifespan="on", log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])), daemon=True
-        )
-
-    def __enter__(self) -> str:
-        self._thread.start()
-        deadline = time.monotonic() + WAIT
-        while not self._server.started:
-            assert self._thread.is_alive(), "the HTTP server died while starting"
-            assert time.monotonic() < deadline, "the HTTP server did not start"
-            time.sleep(0.01)
-        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(WAIT)
 
 
 def test_health_needs_no_token(base_url: str, http: httpx.Client) -> None:
