@@ -12,10 +12,10 @@ A failure prints one line on stderr and exits with a code saying what kind it wa
 from __future__ import annotations
 
 import logging
-from importlib.metadata import entry_points
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -23,6 +23,7 @@ import anyio
 import typer
 from rich.console import Console
 
+from server import cli_import
 from server import sandbox as sandbox_module
 from server.http_app import build_http_app, serve_http
 from server.mcp_server import build_server, parse_tool_names
@@ -191,5 +192,6 @@ def register_plugin_commands(cli: typer.Typer) -> None:
 
 def main() -> None:
     """Console-script entry point (`crmops`)."""
+    cli_import.register(app)
     register_plugin_commands(app)
     app()

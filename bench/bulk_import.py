@@ -1,0 +1,272 @@
+"""Benchmark of the bulk import (issue 5): throughput at the vendor's ceiling, and memory.
+
+    .venv/bin/python bench/bulk_import.py              # the full run (about 3 minutes)
+    .venv/bin/python bench/bulk_import.py --rows 2000  # a quicker look
+
+The SocialEpoch and Xiaolanben simulators run in a separate process on loopback, with 100 ms
+added to every request and 50 requests/s per API. Each vendor gets `--rows` customers
+(10,000: 100 SocialEpoch calls of 100, 1,000 Xiaolanben calls of 10) twice: by crmops
+(concurrent, pooled connections, rate-limited) and by a baseline that sends one request at a
+time on a fresh connection, as the vendors' sample code does. Requests and rate-limit
+refusals are the simulator's own counters. Last, a dry run of a 1,000,000-row CSV in a
+subprocess, whose peak RSS the kernel reports (`os.wait4`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from tools.bulk import Actor, BulkVendor, bulk_import, sqlite_store
+from tools.bulk.pacing import SteadyRateLimiter
+from tools.sandbox import SE_AGENT, SE_API_KEY, SE_TENANT, XLB_COMPANY, XLB_SIGN_KEY
+from tools.services import Services
+from tools.settings import (
+    Bangwo8Settings,
+    CrmopsSettings,
+    Settings,
+    SocialEpochSettings,
+    XiaolanbenSettings,
+)
+from tools.simulation import start_server
+from tools.vendors.socialepoch import SocialEpochSimulator
+from tools.vendors.xiaolanben import XiaolanbenSimulator
+
+CEILING = 50.0
+LATENCY = 0.1
+ACTOR = Actor("library", "bench")
+
+
+# --- the simulators, in their own process -------------------------------------------------
+def serve_simulators() -> None:
+    """Child process: serve both simulators, print their URLs as JSON, run until stdin closes."""
+    socialepoch = SocialEpochSimulator(
+        tenant_id=SE_TENANT, api_key=SE_API_KEY, agent_accounts=[SE_AGENT], rate_limit=CEILING
+    )
+    xiaolanben = XiaolanbenSimulator(
+        company_id=XLB_COMPANY, sign_key=XLB_SIGN_KEY, rate_limit=CEILING
+    )
+    for sim in (socialepoch, xiaolanben):
+        sim.faults.latency = LATENCY
+    served = [start_server(socialepoch.app), start_server(xiaolanben.app)]
+    print(json.dumps({"socialepoch": served[0].url, "xiaolanben": served[1].url}), flush=True)
+    sys.stdin.read()
+    for each in served:
+        each.stop()
+
+
+@contextmanager
+def simulators() -> Iterator[dict[str, str]]:
+    child = subprocess.Popen(  # noqa: S603 - this very script, as a child
+        [sys.executable, __file__, "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if child.stdout is None or child.stdin is None:  # pragma: no cover - PIPE was asked
+        raise RuntimeError("no pipes to the simulator process")
+    try:
+        yield json.loads(child.stdout.readline())
+    finally:
+        child.stdin.close()
+        child.wait(20)
+
+
+def counters(url: str) -> dict[str, int]:
+    answer = httpx.get(f"{url}/__sandbox__/faults", timeout=10).json()
+    return dict(answer["counters"])
+
+
+# --- input files --------------------------------------------------------------------------
+def write_rows(path: Path, vendor: BulkVendor, count: int, start: int = 0) -> Path:
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.writer(handle)
+        if vendor == "socialepoch":
+            writer.writerow(["手机号", "姓名", "性别", "标签"])
+            for n in range(start, start + count):
+                writer.writerow([f"86138{n:08d}", f"客户{n}", "女", "展会"])
+        else:
+            writer.writerow(["客户名称", "企业名称", "客户来源"])
+            for n in range(start, start + count):
+                writer.writerow([f"客户{n}", f"上海第{n}科技有限公司", "展会"])
+    return path
+
+
+def settings_for(urls: dict[str, str], db: Path) -> Settings:
+    return Settings(
+        crmops=CrmopsSettings(db=db),
+        socialepoch=SocialEpochSettings(
+            base_url=urls["socialepoch"],
+            tenant_id=SE_TENANT,
+            api_key=SecretStr(SE_API_KEY),
+            agent_account=SE_AGENT,
+            rate_limit=CEILING,
+        ),
+        xiaolanben=XiaolanbenSettings(
+            base_url=urls["xiaolanben"],
+            company_id=XLB_COMPANY,
+            sign_key=SecretStr(XLB_SIGN_KEY),
+            rate_limit=CEILING,
+        ),
+        bangwo8=Bangwo8Settings(),
+    )
+
+
+# --- one measured import ------------------------------------------------------------------
+@dataclass
+class Figures:
+    label: str
+    rows: int
+    confirmed: int
+    wall: float
+    sending: float
+    requests: int
+    rejections: int
+    steady: float
+    """Request starts per second between the first and the last (the pacing itself)."""
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.sending if self.sending else 0.0
+
+    def line(self) -> str:
+        return (
+            f"  {self.label:<28} {self.confirmed:>6}/{self.rows:<6} rows  wall {self.wall:7.2f} s"
+            f"  sending {self.sending:7.2f} s  {self.requests:>5} req  {self.rate:6.2f} req/s"
+            f"  = {self.rate / CEILING:5.3f} x ceiling  (steady {self.steady:5.2f} req/s ="
+            f" {self.steady / CEILING:5.3f})  rate-limited {self.rejections}"
+        )
+
+
+async def measure(
+    label: str, settings: Settings, url: str, path: Path, vendor: BulkVendor, *, baseline: bool
+) -> Figures:
+    transports: dict[str, httpx.AsyncBaseTransport] = {}
+    if baseline:  # the vendors' samples: a fresh connection for every request
+        no_reuse = httpx.Limits(max_keepalive_connections=0)
+        transports[vendor] = httpx.AsyncHTTPTransport(limits=no_reuse)
+    pace = SteadyRateLimiter(CEILING * settings.crmops.rate_headroom)
+    before = counters(url)
+    store = sqlite_store(path.with_suffix(f".{label.split(maxsplit=1)[0]}.db"))
+    started = time.monotonic()
+    async with Services(settings, transports=transports, rate_limiters={vendor: pace}) as services:
+        report = await bulk_import(
+            services,
+            source=path,
+            vendor=vendor,
+            store=store,
+            actor=ACTOR,
+            concurrency=1 if baseline else 16,
+        )
+    wall = time.monotonic() - started
+    await store.aclose()
+    after = counters(url)
+    return Figures(
+        label=label,
+        rows=report.rows_read,
+        confirmed=report.confirmed,
+        wall=wall,
+        sending=report.send_seconds,
+        requests=after.get("requests", 0) - before.get("requests", 0),
+        rejections=after.get("rate_limited", 0) - before.get("rate_limited", 0),
+        steady=max((stats.rate for stats in pace.stats.values()), default=0.0),
+    )
+
+
+async def throughput(rows: int, folder: Path) -> list[Figures]:
+    results = []
+    with simulators() as urls:
+        settings = settings_for(urls, folder / "unused.db")
+        for vendor in ("socialepoch", "xiaolanben"):
+            fast = write_rows(folder / f"{vendor}-crmops.csv", vendor, rows)
+            slow = write_rows(folder / f"{vendor}-baseline.csv", vendor, rows, start=rows)
+            for label, path, baseline in (
+                (f"crmops {vendor}", fast, False),
+                (f"baseline {vendor}", slow, True),
+            ):
+                figures = await measure(
+                    label, settings, urls[vendor], path, vendor, baseline=baseline
+                )
+                print(figures.line(), flush=True)
+                results.append(figures)
+    return results
+
+
+# --- memory of a large dry run ------------------------------------------------------------
+def dry_run_child(path: Path, vendor: BulkVendor) -> None:
+    settings = settings_for(
+        {"socialepoch": "http://127.0.0.1:9", "xiaolanben": "http://127.0.0.1:9"},
+        path.with_suffix(".db"),
+    )
+
+    async def run() -> dict[str, Any]:
+        async with Services(settings) as services:
+            report = await bulk_import(
+                services, source=path, vendor=vendor, store=None, actor=ACTOR, dry_run=True
+            )
+        return report.model_dump(include={"rows_read", "valid", "rejected", "requests", "seconds"})
+
+    print(json.dumps(asyncio.run(run())), flush=True)
+
+
+def peak_rss(rows: int, vendor: BulkVendor, folder: Path) -> None:
+    path = write_rows(folder / f"{vendor}-{rows}.csv", vendor, rows)
+    size = path.stat().st_size / 2**20
+    child = subprocess.Popen(  # noqa: S603 - this very script, as a child
+        [sys.executable, __file__, "--dry-run-child", str(path), vendor],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if child.stdout is None:  # pragma: no cover - PIPE was asked
+        raise RuntimeError("no pipe from the dry-run process")
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    summary = json.loads(output)
+    # Linux reports ru_maxrss in KiB.
+    print(
+        f"  dry run {vendor}: {summary['rows_read']:,} rows ({size:.0f} MiB CSV) in "
+        f"{summary['seconds']:.1f} s, {summary['valid']:,} valid, {summary['requests']:,} calls "
+        f"it would take; peak RSS {usage.ru_maxrss / 1024:.1f} MiB",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--dry-run-rows", type=int, default=1_000_000)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dry-run-child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve_simulators()
+        return
+    if args.dry_run_child:
+        dry_run_child(Path(args.dry_run_child[0]), args.dry_run_child[1])
+        return
+    print(f"simulators: {LATENCY * 1000:.0f} ms latency, {CEILING:.0f} requests/s per API")
+    with tempfile.TemporaryDirectory(prefix="crmops-bench-") as folder:
+        asyncio.run(throughput(args.rows, Path(folder)))
+        print(f"peak memory, dry run of {args.dry_run_rows:,} rows:")
+        peak_rss(args.dry_run_rows, "xiaolanben", Path(folder))
+        peak_rss(args.dry_run_rows, "socialepoch", Path(folder))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""`crmops import`: a file of customers into SocialEpoch or Xiaolanben, exactly once.
+
+    crmops import customers.xlsx --vendor xiaolanben --dry-run     # check every row first
+    crmops import customers.xlsx --vendor xiaolanben --rejects bad.csv
+    crmops import customers.xlsx --vendor xiaolanben --resume      # after Ctrl-C / kill -9
+    crmops import leads.csv --vendor socialepoch --map "WA号=whatsApp" --json
+
+Exit codes, as the rest of `crmops` (server/cli.py): 0 every row imported (dry run: every
+row valid); 1 partial: rows rejected, refused by the vendor or not yet confirmed; 65 bad
+input (unreadable file, unknown columns, no valid row); 69 the vendor failed or refused us;
+78 configuration missing; 130 interrupted (rerun with --resume).
+
+`register(app)` adds the command to a Typer app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from tools.bulk import Actor, BulkImportReport, ImportProgress, bulk_import, open_store
+from tools.bulk.pacing import SteadyRateLimiter
+from tools.errors import ConfigurationError, CrmopsError, InputError, Problem, VendorError
+from tools.services import Services
+from tools.settings import Settings
+
+# The same values as server/cli.py's EXIT_* (not imported: server/cli.py imports this module).
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_INPUT = 65
+EXIT_VENDOR = 69
+EXIT_CONFIG = 78
+EXIT_INTERRUPTED = 130
+SHOWN_PROBLEMS = 10
+
+
+class ImportVendorChoice(StrEnum):
+    socialepoch = "socialepoch"
+    xiaolanben = "xiaolanben"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `crmops import` to `app`."""
+    app.command("import")(import_file)
+
+
+def import_file(
+    file: Annotated[Path, typer.Argument(help="CSV (UTF-8 or GB18030, BOM or not), XLSX or JSONL")],
+    *,
+    vendor: Annotated[ImportVendorChoice, typer.Option(help="where to import")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="check every row and show what would be sent")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue an interrupted import of this file")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="write every row not imported to this CSV")
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="HEADER=FIELD: the vendor field a column fills (repeatable)"),
+    ] = None,
+    sheet: Annotated[str | None, typer.Option(help="XLSX: the sheet (default: the first)")] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="requests in flight (the rate limit still holds)")
+    ] = 16,
+    env_file: Annotated[
+        Path, typer.Option("--env-file", help="settings file read after the environment")
+    ] = Path(".env"),
+) -> None:
+    """Import customers from a file, at the vendor's rate limit, each row exactly once."""
+    console = Console(stderr=True)
+    with _exit_codes(console):
+        settings = Settings.load(env_file=env_file)
+        columns = _parse_mapping(mapping or [])
+        showing = not as_json and console.is_terminal
+        with _progress_bar(console) if showing else nullcontext() as bar:
+            report = asyncio.run(
+                _run(
+                    settings,
+                    file=file,
+                    vendor=vendor,
+                    dry_run=dry_run,
+                    resume=resume,
+                    mapping=columns,
+                    sheet=sheet,
+                    concurrency=concurrency,
+                    rejects=rejects,
+                    bar=bar,
+                )
+            )
+        if as_json:
+            typer.echo(report.model_dump_json(indent=2))
+        else:
+            _print_summary(Console(), report, rejects)
+        raise typer.Exit(exit_code(report))
+
+
+async def _run(
+    settings: Settings,
+    *,
+    file: Path,
+    vendor: ImportVendorChoice,
+    dry_run: bool,
+    resume: bool,
+    mapping: dict[str, str],
+    sheet: str | None,
+    concurrency: int,
+    rejects: Path | None,
+    bar: _Bar | None,
+) -> BulkImportReport:
+    vendor_settings = settings.socialepoch if vendor == "socialepoch" else settings.xiaolanben
+    if not dry_run:  # configuration first: no database is created for a command that fails
+        vendor_settings.require()
+    pace = SteadyRateLimiter(vendor_settings.rate_limit * settings.crmops.rate_headroom)
+    store = None if dry_run else open_store(settings.crmops)
+    try:
+        async with Services(settings, rate_limiters={vendor.value: pace}) as services:
+            return await bulk_import(
+                services,
+                source=file,
+                vendor=vendor.value,
+                store=store,
+                actor=Actor("cli", _user()),
+                dry_run=dry_run,
+                resume=resume,
+                mapping=mapping,
+                sheet=sheet,
+                concurrency=concurrency,
+                progress=bar.update if bar is not None else None,
+                rejections_csv=rejects,
+            )
+    finally:
+        if store is not None:
+            await store.aclose()
+
+
+def exit_code(report: BulkImportReport) -> int:
+    """0 all imported (or all valid), 65 no valid row, else 1."""
+    if report.valid == 0 and report.rejected:
+        return EXIT_INPUT
+    if report.status == "dry_run":
+        return EXIT_OK if report.rejected == 0 else EXIT_PARTIAL
+    return EXIT_OK if report.status == "ok" else EXIT_PARTIAL
+
+
+class _Bar:
+    """A rich progress bar fed by `ImportProgress`: rows/s, ETA and failures."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID = progress.add_task("reading", total=None, rate=0.0, failed=0)
+
+    def update(self, state: ImportProgress) -> None:
+        total = state.total if state.phase == "sending" else None
+        self.progress.update(
+            self.task,
+            description=state.phase,
+            completed=state.done,
+            total=total,
+            rate=state.rate,
+            failed=state.failed,
+        )
+
+
+@contextmanager
+def _progress_bar(console: Console) -> Iterator[_Bar]:
+    columns = (
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:,.0f} rows/s"),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield _Bar(progress)
+
+
+def _print_summary(console: Console, report: BulkImportReport, rejects: Path | None) -> None:
+    title = f"{report.source} → {report.vendor}" + (" (dry run)" if report.dry_run else "")
+    table = Table(title=title, show_header=False)
+    table.add_column("what")
+    table.add_column("rows", justify="right")
+    for label, value in _summary_rows(report):
+        table.add_row(label, value)
+    console.print(table)
+    for problem in report.problems[:SHOWN_PROBLEMS]:
+        field = f" {problem.field}" if problem.field else ""
+        console.print(f"  row {problem.row}{field}: {problem.reason}", markup=False)
+    for line in _advice(report, rejects):
+        console.print(line, markup=False)
+
+
+def _summary_rows(report: BulkImportReport) -> list[tuple[str, str]]:
+    rows = [
+        ("rows read", report.rows_read),
+        ("valid", report.valid),
+        ("rejected (not sent)", report.rejected),
+    ]
+    if report.dry_run:
+        rows += [("would send", report.pending), ("calls it would take", report.requests)]
+    else:
+        rows += [
+            ("confirmed", report.confirmed),
+            ("  created", report.created),
+            ("  updated", report.updated),
+            ("  accepted", report.accepted),
+            ("refused by the vendor", report.failed),
+            ("answer lost (resend with --resume)", report.unknown),
+            ("not sent yet", report.pending),
+            (f"sent in this run (run {report.run})", report.rows_sent),
+            ("calls in this run", report.requests),
+        ]
+    text = [(label, f"{value:,}") for label, value in rows]
+    rate = report.rows_sent / report.send_seconds if report.send_seconds else 0.0
+    text.append(("time", f"{report.seconds:.1f} s, sending {rate:,.0f} rows/s"))
+    return text
+
+
+def _advice(report: BulkImportReport, rejects: Path | None) -> list[str]:
+    lines = [f"note: {report.note}"] if report.note else []
+    if report.stopped:
+        lines.append(f"stopped early: {report.stopped}")
+    not_imported = report.rejected + report.failed
+    if not_imported and rejects is not None:
+        lines.append(f"{not_imported:,} rows not imported, with reasons: {rejects}")
+    elif not_imported:
+        lines.append(f"{not_imported:,} rows not imported: --rejects PATH writes them all to a CSV")
+    if not report.dry_run and not report.complete:
+        lines.append("some rows are not confirmed: rerun the same command with --resume")
+    for column in report.extended_columns:
+        lines.append(f"column {column!r} is sent as a SocialEpoch extended field")
+    return lines
+
+
+def _parse_mapping(pairs: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    problems = []
+    for pair in pairs:
+        header, sep, field = pair.partition("=")
+        if not sep or not header.strip() or not field.strip():
+            problems.append(Problem("--map", f"{pair!r}: write HEADER=FIELD, e.g. 手机号=whatsApp"))
+            continue
+        mapping[header.strip()] = field.strip()
+    if problems:
+        raise InputError(problems, summary="invalid column mapping")
+    return mapping
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        return "unknown"
+
+
+@contextmanager
+def _exit_codes(console: Console) -> Iterator[None]:
+    """A `CrmopsError` becomes one line on stderr and its exit code; Ctrl-C says how to resume."""
+    try:
+        yield
+    except CrmopsError as exc:
+        text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        console.print(f"error: {text}", markup=False, soft_wrap=True)
+        raise typer.Exit(_error_code(exc)) from None
+    except KeyboardInterrupt:
+        console.print(
+            "interrupted: every row sent so far is in the journal; "
+            "rerun the same command with --resume to send the rest",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _error_code(error: CrmopsError) -> int:
+    if isinstance(error, ConfigurationError):
+        return EXIT_CONFIG
+    if isinstance(error, InputError):
+        return EXIT_INPUT
+    if isinstance(error, VendorError):
+        return EXIT_VENDOR
+    return EXIT_PARTIAL
+
+
+def standalone_app() -> typer.Typer:
+    """A Typer app with only `import`: for `python -m server.cli_import` and tests."""
+    standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+    @standalone.callback()
+    def _group() -> None:
+        """crmops bulk import."""
+
+    register(standalone)
+    return standalone
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m server.cli_import import FILE ...`
+    standalone_app()(args=sys.argv[1:])

@@ -1,0 +1,133 @@
+"""The audit log: every write to a vendor, from any surface, who asked and what came of it::
+
+    await store.audit.record(AuditEntry(
+        actor=Actor("slack", "U024BE7LH"), vendor="xiaolanben", operation="import_customers",
+        target="customers.xlsx", sent={"rows": [2, 3]}, outcome="ok",
+    ))
+
+`sent` is redacted before it is stored (`redact`): a key that names a secret keeps only
+`"***"`, so a log reader never sees a key, token or password even if a caller passes one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Surface = Literal["cli", "mcp", "slack", "http", "library"]
+Outcome = Literal["ok", "partial", "failed", "unknown"]
+
+REDACTED = "***"
+_SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|sign|authori[sz]ation)", re.I)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked: the surface and its user (Slack user id, MCP client name, OS user)."""
+
+    surface: Surface
+    name: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One write: what was sent to whom, and how it ended."""
+
+    actor: Actor
+    vendor: str
+    operation: str
+    target: str
+    sent: Mapping[str, Any]
+    outcome: Outcome
+    error: str | None = None
+    at: float = field(default_factory=time.time)
+
+
+class AuditLog(Protocol):
+    """Append-only record of writes."""
+
+    async def record(self, entry: AuditEntry) -> None: ...
+
+    async def recent(self, limit: int = 100) -> list[AuditEntry]:
+        """The latest entries, newest first."""
+        ...
+
+
+def redact(value: Any) -> Any:
+    """`value` with every mapping key that names a secret replaced by `"***"`, recursively."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): REDACTED if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    surface TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    vendor TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    target TEXT NOT NULL,
+    sent TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_log_by_time ON audit_log (at);
+"""
+
+
+class SqliteAuditLog:
+    """`AuditLog` in the same SQLite database as the journal."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self._db.executescript(_SCHEMA)
+
+    async def record(self, entry: AuditEntry) -> None:
+        sent = json.dumps(redact(entry.sent), ensure_ascii=False, separators=(",", ":"))
+        with self._db:
+            self._db.execute(
+                "INSERT INTO audit_log (at, surface, actor, vendor, operation, target, sent,"
+                " outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.at,
+                    entry.actor.surface,
+                    entry.actor.name,
+                    entry.vendor,
+                    entry.operation,
+                    entry.target,
+                    sent,
+                    entry.outcome,
+                    entry.error,
+                ),
+            )
+
+    async def recent(self, limit: int = 100) -> list[AuditEntry]:
+        rows = self._db.execute(
+            "SELECT at, surface, actor, vendor, operation, target, sent, outcome, error"
+            " FROM audit_log ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            AuditEntry(
+                actor=Actor(surface, actor),
+                vendor=vendor,
+                operation=operation,
+                target=target,
+                sent=json.loads(sent),
+                outcome=outcome,
+                error=error,
+                at=at,
+            )
+            for at, surface, actor, vendor, operation, target, sent, outcome, error in rows
+        ]

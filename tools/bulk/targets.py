@@ -1,0 +1,184 @@
+"""What the bulk import needs to know about each vendor: how to check one record, what
+identifies it (the vendor's dedupe key), and how to send a chunk of them.
+
+    target = import_target(services, "socialepoch")
+    prepared = target.prepare({"whatsApp": "+86 138-0013-8000"})   # InputError if bad
+    outcomes = await target.send([prepared.payload, ...])           # ≤ target.batch_size
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tools.bulk.columns import CONTACTS, BulkVendor
+from tools.errors import InputError, Problem
+from tools.models import RecordOutcome
+from tools.services import Services
+from tools.vendors.socialepoch import SocialEpochClient, SocialEpochCustomer
+from tools.vendors.socialepoch import validate_customers as validate_socialepoch
+from tools.vendors.xiaolanben import ImportFlags, XiaolanbenClient, validate_customer
+
+UNCONFIGURED = "unconfigured"
+
+
+@dataclass(frozen=True)
+class PreparedRow:
+    """A valid record: `payload` exactly as it will be sent, `identity` the vendor's key."""
+
+    identity: str
+    payload: dict[str, Any]
+    conflict: str
+    """Rows with the same `conflict` never go in one call (Xiaolanben answers by name)."""
+
+
+class ImportTarget(Protocol):
+    """One vendor's import, as the bulk engine drives it."""
+
+    vendor: BulkVendor
+    batch_size: int
+
+    def tenant(self) -> str:
+        """Whose data this is: the account and the host (sandbox ≠ production)."""
+        ...
+
+    def require(self) -> None:
+        """`ConfigurationError` unless the vendor is configured for sending."""
+        ...
+
+    def prepare(self, record: Mapping[str, Any]) -> PreparedRow:
+        """The record checked and in wire form; `InputError` listing its problems."""
+        ...
+
+    async def send(self, payloads: Sequence[Mapping[str, Any]]) -> list[RecordOutcome]:
+        """Import one chunk; one outcome per payload, in order."""
+        ...
+
+
+class SocialEpochTarget:
+    """SocialEpoch customers, keyed by WhatsApp number (000: an import of a known number
+    updates that customer)."""
+
+    vendor: BulkVendor = "socialepoch"
+    batch_size = SocialEpochClient.MAX_BATCH
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._settings = services.settings.socialepoch
+
+    def tenant(self) -> str:
+        if not self._settings.tenant_id:
+            return UNCONFIGURED
+        return f"{self._settings.tenant_id}@{self._settings.url}"
+
+    def require(self) -> None:
+        self._settings.require()
+
+    def prepare(self, record: Mapping[str, Any]) -> PreparedRow:
+        try:
+            customer = validate_socialepoch([record])[0]
+        except InputError as exc:
+            raise _without_index(exc) from None
+        payload = customer.wire()
+        if self._settings.import_api == "legacy":
+            _refuse_batch_only_fields(customer)
+        elif customer.agent_account is None:
+            if self._settings.agent_account is None:
+                raise InputError(
+                    [
+                        Problem(
+                            "agentAccount",
+                            "no agent owns this customer: fill the column or set "
+                            "SOCIALEPOCH_AGENT_ACCOUNT",
+                        )
+                    ]
+                )
+            payload["agentAccount"] = self._settings.agent_account
+        return PreparedRow(customer.whatsapp, payload, customer.whatsapp)
+
+    async def send(self, payloads: Sequence[Mapping[str, Any]]) -> list[RecordOutcome]:
+        # The payloads are `prepare`'s own output, read back from the journal: validating them
+        # again (a phone-number parse per record) would cost more CPU than the call itself.
+        customers = [SocialEpochCustomer.model_construct(**p) for p in payloads]
+        return await self._services.socialepoch.import_customers(customers)
+
+
+class XiaolanbenTarget:
+    """Xiaolanben customers, keyed by entName else customerName (003: importing one again
+    updates it; its contacts are matched by phone)."""
+
+    vendor: BulkVendor = "xiaolanben"
+    batch_size = XiaolanbenClient.MAX_BATCH
+
+    def __init__(self, services: Services, flags: ImportFlags | None = None) -> None:
+        self._services = services
+        self._settings = services.settings.xiaolanben
+        self._flags = flags
+
+    def tenant(self) -> str:
+        if not self._settings.company_id:
+            return UNCONFIGURED
+        return f"{self._settings.company_id}@{self._settings.url}"
+
+    def require(self) -> None:
+        self._settings.require()
+
+    def prepare(self, record: Mapping[str, Any]) -> PreparedRow:
+        record = _with_contact_ids(record)
+        customer = validate_customer(record)
+        problems = [
+            Problem(
+                f"{CONTACTS}[{position}].phone",
+                "a contact needs a phone: the vendor matches contacts by phone, so a resend "
+                "after a lost answer would add one without a phone twice",
+            )
+            for position, contact in enumerate(customer.contacts)
+            if not contact.phone
+        ]
+        if problems:
+            raise InputError(problems)
+        return PreparedRow(customer.identity, customer.wire(), customer.customer_name)
+
+    async def send(self, payloads: Sequence[Mapping[str, Any]]) -> list[RecordOutcome]:
+        return await self._services.xiaolanben.import_customers(payloads, self._flags)
+
+
+def import_target(
+    services: Services, vendor: BulkVendor, *, xiaolanben_flags: ImportFlags | None = None
+) -> ImportTarget:
+    """The target for `vendor` (`socialepoch` or `xiaolanben`)."""
+    if vendor == "socialepoch":
+        return SocialEpochTarget(services)
+    return XiaolanbenTarget(services, xiaolanben_flags)
+
+
+def _with_contact_ids(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Contacts without `thirdDataId` get their phone as one (003: required, ours to choose)."""
+    contacts = record.get(CONTACTS)
+    if not isinstance(contacts, list):
+        return record
+    return {**record, CONTACTS: [_with_contact_id(contact) for contact in contacts]}
+
+
+def _with_contact_id(contact: object) -> object:
+    if isinstance(contact, Mapping) and not contact.get("thirdDataId") and contact.get("phone"):
+        return {**contact, "thirdDataId": str(contact["phone"])}
+    return contact
+
+
+def _refuse_batch_only_fields(customer: SocialEpochCustomer) -> None:
+    problems = [
+        Problem(field, "only the batch import takes it: set SOCIALEPOCH_IMPORT_API=batch")
+        for field, value in (
+            ("agentAccount", customer.agent_account),
+            ("cancelTabName", customer.cancel_tab_name),
+        )
+        if value is not None
+    ]
+    if problems:
+        raise InputError(problems)
+
+
+def _without_index(error: InputError) -> InputError:
+    return InputError([Problem(p.field, p.message) for p in error.problems])
