@@ -260,3 +260,12 @@ def load_catalog() -> Catalog:
         CatalogEntry(vendor=vendor, **raw) for vendor in VENDORS for raw in data.get(vendor, [])
     ]
     return Catalog(entries)
+
+
+def catalog_entry(vendor: str, code: str) -> CatalogEntry | None:
+    """The entry for `vendor`'s `code`, or None — also when the catalog file is missing."""
+    try:
+        return load_catalog().get(vendor, code)
+    except FileNotFoundError:
+        # The catalog ships with crmops; without it the HTTP status still picks the class.
+        return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -293,3 +294,12 @@ def read_json(response: httpx.Response, *, vendor: str, operation: str) -> Any:
             http_status=response.status_code,
             body=response.text,
         ) from exc
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds of a `Retry-After` header given in seconds, or None."""
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

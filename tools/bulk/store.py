@@ -16,9 +16,8 @@ import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from tools.aio import AsyncClosing
 from tools.bulk.audit import AuditLog, SqliteAuditLog
 from tools.bulk.journal import ImportJournal, SqliteJournal
 from tools.errors import ConfigurationError
@@ -29,7 +28,7 @@ _BUSY_TIMEOUT_MS = 10_000
 
 
 @dataclass
-class Store:
+class Store(AsyncClosing):
     """The import journal and the audit log, and how to close them."""
 
     journal: ImportJournal
@@ -39,17 +38,6 @@ class Store:
 
     async def aclose(self) -> None:
         self._connection.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def data_dir() -> Path:

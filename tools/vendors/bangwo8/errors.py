@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from tools.catalog import CatalogEntry, load_catalog
+from tools.catalog import CatalogEntry, catalog_entry
 from tools.errors import VendorAPIError
-from tools.transport import Endpoint, read_json
+from tools.transport import Endpoint, read_json, retry_after
 
 VENDOR = "bangwo8"
 REQUEST_ID_HEADER = "Requestid"
@@ -35,7 +35,7 @@ def check_answer(response: httpx.Response, endpoint: Endpoint) -> None:
 def api_error(response: httpx.Response, body: Any, operation: str) -> VendorAPIError:
     """The typed error for an API error answer whose JSON body is `body`."""
     code, message = _code_and_message(response, body)
-    entry = _catalog_entry(code) or _catalog_entry(str(response.status_code))
+    entry = catalog_entry(VENDOR, code) or catalog_entry(VENDOR, str(response.status_code))
     return _build(response, code, message, entry, operation, kind=None)
 
 
@@ -47,7 +47,7 @@ def token_error(response: httpx.Response) -> VendorAPIError:
     """
     body = read_json(response, vendor=VENDOR, operation=TOKEN_OPERATION)
     code, message = _code_and_message(response, body)
-    entry = _catalog_entry(code)
+    entry = catalog_entry(VENDOR, code)
     status = response.status_code
     kind = "rate_limited" if status == 429 else "server" if status >= 500 else "auth"
     return _build(response, code, message, entry, TOKEN_OPERATION, kind=kind)
@@ -83,7 +83,7 @@ def _build(
         request_id=response.request.headers.get(REQUEST_ID_HEADER),
         body=response.text,
         entry=entry,
-        retry_after=_retry_after(response),
+        retry_after=retry_after(response),
     )
 
 
@@ -92,19 +92,3 @@ def _code_and_message(response: httpx.Response, body: Any) -> tuple[str, str]:
     code = fields.get("errcode") or fields.get("error") or response.status_code
     message = fields.get("errmsg") or fields.get("error_description") or response.reason_phrase
     return str(code), str(message)
-
-
-def _catalog_entry(code: str) -> CatalogEntry | None:
-    try:
-        return load_catalog().get(VENDOR, code)
-    except FileNotFoundError:
-        # The catalog ships with crmops; without it the HTTP status still picks the class.
-        return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None

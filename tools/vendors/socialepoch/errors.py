@@ -10,14 +10,13 @@ data"); a gateway or crmops' rate-limit assumption answers with an HTTP error st
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import httpx
 
-from tools.catalog import CatalogEntry, load_catalog
+from tools.catalog import CatalogEntry, catalog_entry
 from tools.errors import MalformedResponseError, VendorAPIError
-from tools.transport import Endpoint, read_json
+from tools.transport import Endpoint, read_json, retry_after
 
 VENDOR = "socialepoch"
 SUCCESS_CODE = "200"
@@ -41,7 +40,7 @@ def check_answer(response: httpx.Response, endpoint: Endpoint) -> None:
         request_id=response.headers.get(REQUEST_ID_HEADER),
         body=response.text,
         entry=entry,
-        retry_after=_retry_after(response),
+        retry_after=retry_after(response),
     )
 
 
@@ -56,19 +55,12 @@ def classify(http_status: int, code: str) -> tuple[str, CatalogEntry | None]:
     A code means the documented business error only under HTTP 200: the vendor's 503 is
     "name is empty", an HTTP 503 from a gateway is a server failure.
     """
-    entry = _catalog_entry(code)
+    entry = catalog_entry(VENDOR, code)
     if http_status == 200:
         return (entry.kind if entry else "other"), entry
     if entry is not None and entry.http_status != http_status:
         entry = None
     return (entry.kind if entry else _kind_of_status(http_status)), entry
-
-
-def _catalog_entry(code: str) -> CatalogEntry | None:
-    try:
-        return load_catalog().get(VENDOR, code)
-    except FileNotFoundError:  # the catalog is data shipped beside the code; degrade, not fail
-        return None
 
 
 def _kind_of_status(status: int) -> str:
@@ -90,12 +82,3 @@ def _envelope(response: httpx.Response, endpoint: Endpoint) -> dict[str, Any]:
             body=response.text,
         )
     return body
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from tools.catalog import CatalogEntry, load_catalog
+from tools.catalog import catalog_entry
 from tools.errors import MalformedResponseError, VendorAPIError
-from tools.transport import Endpoint, read_json
+from tools.transport import Endpoint, read_json, retry_after
 
 VENDOR = "xiaolanben"
 
@@ -29,7 +29,7 @@ def check_answer(response: httpx.Response, endpoint: Endpoint) -> None:
     if response.is_success:
         return
     code, message = _first_error(response, body, endpoint)
-    entry = _catalog_entry(code) or _catalog_entry(str(response.status_code))
+    entry = catalog_entry(VENDOR, code) or catalog_entry(VENDOR, str(response.status_code))
     raise VendorAPIError.build(
         kind=entry.kind if entry is not None else kind_for_status(response.status_code),
         vendor=VENDOR,
@@ -40,7 +40,7 @@ def check_answer(response: httpx.Response, endpoint: Endpoint) -> None:
         request_id=_text_or_none(body.get("trackingId")),
         body=response.text,
         entry=entry,
-        retry_after=_retry_after(response),
+        retry_after=retry_after(response),
     )
 
 
@@ -67,22 +67,6 @@ def _first_error(response: httpx.Response, body: Any, endpoint: Endpoint) -> tup
     messages = [str(item.get("message", "")) for item in errors if isinstance(item, dict)]
     code = errors[0].get("code", response.status_code)
     return str(code), "; ".join(message for message in messages if message)
-
-
-def _catalog_entry(code: str) -> CatalogEntry | None:
-    try:
-        return load_catalog().get(VENDOR, code)
-    except FileNotFoundError:
-        # The catalog ships with crmops; without it the HTTP status still picks the class.
-        return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _text_or_none(value: object) -> str | None:
