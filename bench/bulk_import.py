@@ -33,7 +33,6 @@ import httpx
 from pydantic import SecretStr
 
 from tools.bulk import Actor, BulkVendor, bulk_import, sqlite_store
-from tools.bulk.pacing import SteadyRateLimiter
 from tools.sandbox import SE_AGENT, SE_API_KEY, SE_TENANT, XLB_COMPANY, XLB_SIGN_KEY
 from tools.services import Services
 from tools.settings import (
@@ -44,6 +43,7 @@ from tools.settings import (
     XiaolanbenSettings,
 )
 from tools.simulation import start_server
+from tools.transport import LocalRateLimiter
 from tools.vendors.socialepoch import SocialEpochSimulator
 from tools.vendors.xiaolanben import XiaolanbenSimulator
 
@@ -160,7 +160,7 @@ async def measure(
     if baseline:  # the vendors' samples: a fresh connection for every request
         no_reuse = httpx.Limits(max_keepalive_connections=0)
         transports[vendor] = httpx.AsyncHTTPTransport(limits=no_reuse)
-    pace = SteadyRateLimiter(CEILING * settings.crmops.rate_headroom)
+    pace = LocalRateLimiter(CEILING * settings.crmops.rate_headroom)
     before = counters(url)
     store = sqlite_store(path.with_suffix(f".{label.split(maxsplit=1)[0]}.db"))
     started = time.monotonic()

@@ -38,7 +38,6 @@ from rich.progress import (
 from rich.table import Table
 
 from tools.bulk import Actor, BulkImportReport, ImportProgress, bulk_import, open_store
-from tools.bulk.pacing import SteadyRateLimiter
 from tools.errors import ConfigurationError, CrmopsError, InputError, Problem, VendorError
 from tools.services import Services
 from tools.settings import Settings
@@ -133,10 +132,9 @@ async def _run(
     vendor_settings = settings.socialepoch if vendor == "socialepoch" else settings.xiaolanben
     if not dry_run:  # configuration first: no database is created for a command that fails
         vendor_settings.require()
-    pace = SteadyRateLimiter(vendor_settings.rate_limit * settings.crmops.rate_headroom)
     store = None if dry_run else open_store(settings.crmops)
     try:
-        async with Services(settings, rate_limiters={vendor.value: pace}) as services:
+        async with Services(settings) as services:
             return await bulk_import(
                 services,
                 source=file,

@@ -13,7 +13,6 @@ from tools.bulk.engine import (
     fingerprint,
 )
 from tools.bulk.journal import ImportJournal, ImportKey, JournalCounts, RowState
-from tools.bulk.pacing import SteadyRateLimiter
 from tools.bulk.readers import SourceRow, read_rows
 from tools.bulk.store import Store, data_dir, db_path, open_store, sqlite_store
 
@@ -33,7 +32,6 @@ __all__ = [
     "RowProblem",
     "RowState",
     "SourceRow",
-    "SteadyRateLimiter",
     "Store",
     "bulk_import",
     "data_dir",
