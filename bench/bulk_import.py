@@ -1,21 +1,41 @@
 """Benchmark of the bulk import (issue 5): throughput at the vendor's ceiling, and memory.
 
-    .venv/bin/python bench/bulk_import.py              # the full run (about 3 minutes)
+    .venv/bin/python bench/bulk_import.py              # the full run (about 8 minutes)
     .venv/bin/python bench/bulk_import.py --rows 2000  # a quicker look
 
 The SocialEpoch and Xiaolanben simulators run in a separate process on loopback, with 100 ms
-added to every request and 50 requests/s per API. Each vendor gets `--rows` customers
-(10,000: 100 SocialEpoch calls of 100, 1,000 Xiaolanben calls of 10) twice: by crmops
-(concurrent, pooled connections, rate-limited) and by a baseline that sends one request at a
-time on a fresh connection, as the vendors' sample code does. Requests and rate-limit
-refusals are the simulator's own counters. Last, a dry run of a 1,000,000-row CSV in a
-subprocess, whose peak RSS the kernel reports (`os.wait4`).
+added to every request and 50 requests/s per API (a strict sliding one-second window, checked
+after the added 100 ms). Each vendor gets `--rows` customers (10,000: 100 SocialEpoch calls
+of 100, 1,000 Xiaolanben calls of 10) twice: by crmops (concurrent, pooled connections,
+rate-limited at `CRMOPS_RATE_HEADROOM` of the ceiling) and by a baseline that sends one
+request at a time on a fresh connection, as the vendors' sample code does. Then SocialEpoch
+once more with ten times the rows (1,000 calls), without a baseline, to separate the steady
+pace from the fixed start and end of a short import. Last, a dry run of a 1,000,000-row CSV
+in a subprocess, whose peak RSS the kernel reports (`os.wait4`).
+
+Each simulator API gets one untimed request before the measured imports: a fresh simulator
+process answers its first requests late (cold code paths), which bunches them with the
+on-time requests one second later; a vendor's gateway is not cold. The client is not warmed.
+For the same reason the simulator process runs at a higher priority when allowed (`favoured`).
+The figures still depend on the machine's load: the script prints the load average.
+
+What each figure measures:
+- requests: requests the simulator received during the import (refused ones included).
+- wall: the whole `bulk_import` call: reading and journaling the file, then sending.
+- sending: from the engine's first send to the last answer journaled (`send_seconds`).
+- req/s ("achieved requests/s"): requests / sending. Its ratio to the 50/s ceiling is the
+  target figure. A job of N requests at latency L cannot beat N / ((N-1)/50 + L), even with
+  perfectly spaced starts at the ceiling: that bound is printed as "best".
+- pace: request starts per second between the first start and the last one, as the limiter
+  granted them (the steady rate, without the fixed start-up and the last answer's wait).
+- rate-limited: requests the simulator refused as over its limit (retried by crmops).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -33,6 +53,7 @@ import httpx
 from pydantic import SecretStr
 
 from tools.bulk import Actor, BulkVendor, bulk_import, sqlite_store
+from tools.bulk.targets import import_target
 from tools.sandbox import SE_AGENT, SE_API_KEY, SE_TENANT, XLB_COMPANY, XLB_SIGN_KEY
 from tools.services import Services
 from tools.settings import (
@@ -70,6 +91,22 @@ def serve_simulators() -> None:
         each.stop()
 
 
+SIMULATOR_NICE = -5
+"""The simulators' scheduling priority, when the OS allows it (see `favoured`)."""
+
+
+def favoured() -> None:
+    """Child process start: run ahead of ordinary processes when allowed (root).
+
+    The simulator counts a request after its 100 ms sleep, so on a shared machine a simulator
+    starved of CPU wakes several requests late at once and refuses the bunch, whatever the
+    client did. A vendor's gateway does not share our CPU; this keeps the simulator's own
+    scheduling out of the figures. The client runs at normal priority.
+    """
+    with contextlib.suppress(OSError):
+        os.nice(SIMULATOR_NICE)
+
+
 @contextmanager
 def simulators() -> Iterator[dict[str, str]]:
     child = subprocess.Popen(  # noqa: S603 - this very script, as a child
@@ -77,6 +114,7 @@ def simulators() -> Iterator[dict[str, str]]:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=favoured,  # noqa: PLW1509 - no threads yet in this process
     )
     if child.stdout is None or child.stdin is None:  # pragma: no cover - PIPE was asked
         raise RuntimeError("no pipes to the simulator process")
@@ -144,12 +182,19 @@ class Figures:
     def rate(self) -> float:
         return self.requests / self.sending if self.sending else 0.0
 
+    @property
+    def best(self) -> float:
+        """The ratio no client can beat for this many requests at this latency."""
+        calls = max(self.requests, 1)
+        return calls / ((calls - 1) / CEILING + LATENCY) / CEILING
+
     def line(self) -> str:
         return (
-            f"  {self.label:<28} {self.confirmed:>6}/{self.rows:<6} rows  wall {self.wall:7.2f} s"
+            f"  {self.label:<30} {self.confirmed:>6}/{self.rows:<6} rows  wall {self.wall:7.2f} s"
             f"  sending {self.sending:7.2f} s  {self.requests:>5} req  {self.rate:6.2f} req/s"
-            f"  = {self.rate / CEILING:5.3f} x ceiling  (steady {self.steady:5.2f} req/s ="
-            f" {self.steady / CEILING:5.3f})  rate-limited {self.rejections}"
+            f"  = {self.rate / CEILING:5.3f} x ceiling (best {self.best:5.3f})"
+            f"  pace {self.steady:5.2f}/s = {self.steady / CEILING:5.3f}"
+            f"  rate-limited {self.rejections}"
         )
 
 
@@ -188,22 +233,35 @@ async def measure(
     )
 
 
+async def warm_up(settings: Settings, vendor: BulkVendor) -> None:
+    """One untimed import of one customer, through a client of its own."""
+    async with Services(settings) as services:
+        target = import_target(services, vendor)
+        one = {"whatsApp": "8613999999999"} if vendor == "socialepoch" else {"customerName": "预热"}
+        await target.send([target.prepare(one).payload])
+    await asyncio.sleep(1.1)  # out of the simulator's one-second window
+
+
 async def throughput(rows: int, folder: Path) -> list[Figures]:
     results = []
     with simulators() as urls:
         settings = settings_for(urls, folder / "unused.db")
+        runs: list[tuple[str, BulkVendor, int, bool]] = [
+            ("crmops socialepoch", "socialepoch", rows, False),
+            ("baseline socialepoch", "socialepoch", rows, True),
+            ("crmops xiaolanben", "xiaolanben", rows, False),
+            ("baseline xiaolanben", "xiaolanben", rows, True),
+            ("crmops socialepoch x10 rows", "socialepoch", rows * 10, False),
+        ]
         for vendor in ("socialepoch", "xiaolanben"):
-            fast = write_rows(folder / f"{vendor}-crmops.csv", vendor, rows)
-            slow = write_rows(folder / f"{vendor}-baseline.csv", vendor, rows, start=rows)
-            for label, path, baseline in (
-                (f"crmops {vendor}", fast, False),
-                (f"baseline {vendor}", slow, True),
-            ):
-                figures = await measure(
-                    label, settings, urls[vendor], path, vendor, baseline=baseline
-                )
-                print(figures.line(), flush=True)
-                results.append(figures)
+            await warm_up(settings, vendor)
+        start = 0
+        for label, vendor, count, baseline in runs:
+            path = write_rows(folder / f"{label.replace(' ', '-')}.csv", vendor, count, start)
+            start += count  # new customers each run: every row is a create
+            figures = await measure(label, settings, urls[vendor], path, vendor, baseline=baseline)
+            print(figures.line(), flush=True)
+            results.append(figures)
     return results
 
 
@@ -260,9 +318,15 @@ def main() -> None:
     if args.dry_run_child:
         dry_run_child(Path(args.dry_run_child[0]), args.dry_run_child[1])
         return
-    print(f"simulators: {LATENCY * 1000:.0f} ms latency, {CEILING:.0f} requests/s per API")
+    headroom = CrmopsSettings().rate_headroom
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"simulators: {LATENCY * 1000:.0f} ms latency, {CEILING:.0f} requests/s per API; "
+        f"crmops paces at {headroom} of it (CRMOPS_RATE_HEADROOM)"
+    )
     with tempfile.TemporaryDirectory(prefix="crmops-bench-") as folder:
         asyncio.run(throughput(args.rows, Path(folder)))
+        print(f"load average {os.getloadavg()[0]:.2f} after the imports")
         print(f"peak memory, dry run of {args.dry_run_rows:,} rows:")
         peak_rss(args.dry_run_rows, "xiaolanben", Path(folder))
         peak_rss(args.dry_run_rows, "socialepoch", Path(folder))

@@ -47,8 +47,9 @@ from bots.confirmations import (
     ConfirmationRefusedError,
     ConfirmationStore,
     MemoryConfirmationStore,
+    RedisConfirmationStore,
 )
-from bots.dedupe import DeliveryDeduper
+from bots.dedupe import DeliveryDeduper, RedisDeliveries
 from bots.imports import (
     DOWNLOAD_ACTION,
     FILE_BLOCK,
@@ -137,10 +138,12 @@ def build_app(
     """The bolt app answering `/crm` with the tools of `services`.
 
     `access` defaults to `AccessSettings()` (reads open, writes closed); `confirmations` to
-    an in-process store; `store` (journal + audit log, `tools.bulk.open_store`) enables
-    `/crm import`; `audit` defaults to the store's audit log, else log lines; `usergroups`
-    to `usergroups.users.list`; `workdir` (downloaded files) to a temporary directory;
-    `progress_interval` is the least time between two progress posts of an import.
+    an in-process store, or Redis when `CRMOPS_REDIS_URL` is set (where delivery ids are
+    then deduplicated too: replicas share both); `store` (journal + audit log,
+    `tools.bulk.open_store`) enables `/crm import`; `audit` defaults to the store's audit
+    log, else log lines; `usergroups` to `usergroups.users.list`; `workdir` (downloaded
+    files) to a temporary directory; `progress_interval` is the least time between two
+    progress posts of an import.
     """
     client = AsyncWebClient(token=auth.bot_token(settings), base_url=settings.api_url)
     app = AsyncApp(
@@ -150,6 +153,9 @@ def build_app(
         logger=log,
     )
     access = access or AccessSettings()
+    redis = services.shared.redis
+    if confirmations is None and redis is not None:
+        confirmations = RedisConfirmationStore(redis, clock=clock)
     bot = CrmBot(
         services=services,
         policy=AccessPolicy(access, usergroups or SlackUserGroups(client, clock=clock)),
@@ -168,7 +174,8 @@ def build_app(
         ),
         clock=clock,
     )
-    _register(app, bot, DeliveryDeduper(clock=clock))
+    seen = RedisDeliveries(redis) if redis is not None else None
+    _register(app, bot, DeliveryDeduper(clock=clock, seen=seen))
     return app
 
 

@@ -8,8 +8,9 @@ value is a confirmation id; the store keeps what the write will do until it is t
     await store.put(pending)
     taken = await store.take(pending.id, user_id="U1")   # ConfirmationRefusedError otherwise
 
-`ConfirmationStore` is the interface; the in-process store serves one process. A store
-shared by several processes (Redis) implements the same three methods, with `take` atomic.
+`ConfirmationStore` is the interface; the in-process store serves one process, and
+`RedisConfirmationStore` replicas behind a load balancer: a confirmation asked for on one is
+taken on another, once (`take` is one Lua script run by Redis).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field
+from redis.typing import EncodableT, FieldT
 
+from tools.backends.redis import RedisBackend
 from tools.errors import CrmopsError
 
 Clock = Callable[[], float]
@@ -134,3 +137,90 @@ class MemoryConfirmationStore:
         now = self.clock()
         self._pending = {k: c for k, c in self._pending.items() if c.expires_at + 60 > now}
         self._used = {k: t for k, t in self._used.items() if t + 60 > now}
+
+
+KEPT_AFTER_EXPIRY = 60.0
+"""Seconds an expired or used confirmation is remembered, so the refusal can say which."""
+
+# KEYS: the pending hash, the used marker. ARGV: who presses, now (the store's clock).
+# Returns {"ok", body} | {"not_yours", owner} | {"expired"} | {"used"} | {"unknown"}.
+TAKE_ONCE = """
+local found = redis.call('HMGET', KEYS[1], 'user_id', 'expires_at', 'body')
+if not found[1] then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return {'used'} end
+  return {'unknown'}
+end
+if found[1] ~= ARGV[1] then return {'not_yours', found[1]} end
+redis.call('DEL', KEYS[1])
+local expires_at = tonumber(found[2])
+if expires_at <= tonumber(ARGV[2]) then return {'expired'} end
+local kept_ms = math.ceil((expires_at - tonumber(ARGV[2]) + tonumber(ARGV[3])) * 1000)
+redis.call('SET', KEYS[2], '1', 'PX', kept_ms)
+return {'ok', found[3]}
+"""
+
+# KEYS: the pending hash. ARGV: the new body. Only a confirmation still pending changes.
+REPLACE_PENDING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'body', ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+class RedisConfirmationStore:
+    """`ConfirmationStore` shared by replicas through Redis; `take` is atomic (Lua).
+
+    Keys: `crmops:slack:confirmation:{id}` (a hash: user_id, expires_at, body) and
+    `crmops:slack:confirmation-used:{id}`. Expiry is checked against `clock` (wall time,
+    the same on every replica), and Redis forgets both a minute after it.
+    """
+
+    def __init__(self, backend: RedisBackend, *, clock: Clock = time.time) -> None:
+        self.clock = clock
+        self._backend = backend
+        self._take = backend.client.register_script(TAKE_ONCE)
+        self._replace = backend.client.register_script(REPLACE_PENDING)
+
+    async def put(self, confirmation: Confirmation) -> None:
+        key = self._key(confirmation.id)
+        kept_ms = max(1, int((confirmation.expires_at - self.clock() + KEPT_AFTER_EXPIRY) * 1000))
+        fields: dict[FieldT, EncodableT] = {
+            "user_id": confirmation.user_id,
+            "expires_at": repr(confirmation.expires_at),
+            "body": confirmation.model_dump_json(),
+        }
+        async with self._backend.client.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.pexpire(key, kept_ms)
+            await self._backend.call(pipe.execute(), doing="storing a confirmation")
+
+    async def take(self, confirmation_id: str, *, user_id: str) -> Confirmation:
+        keys = [
+            self._key(confirmation_id),
+            self._backend.key("slack", "confirmation-used", confirmation_id),
+        ]
+        answer = await self._backend.call(
+            self._take(keys=keys, args=[user_id, repr(self.clock()), KEPT_AFTER_EXPIRY]),
+            doing="taking a confirmation",
+        )
+        outcome, *rest = [_text(part) for part in cast("list[bytes]", answer)]
+        if outcome == "ok":
+            return Confirmation.model_validate_json(rest[0])
+        if outcome == "not_yours":
+            raise ConfirmationRefusedError("not_yours", owner=rest[0])
+        raise ConfirmationRefusedError(cast("RefusalReason", outcome))
+
+    async def replace(self, confirmation: Confirmation) -> None:
+        await self._backend.call(
+            self._replace(keys=[self._key(confirmation.id)], args=[confirmation.model_dump_json()]),
+            doing="updating a confirmation",
+        )
+
+    def _key(self, confirmation_id: str) -> str:
+        return self._backend.key("slack", "confirmation", confirmation_id)
+
+
+def _text(part: bytes | str) -> str:
+    return part.decode() if isinstance(part, bytes) else part

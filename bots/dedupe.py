@@ -4,18 +4,27 @@ Slack retries an event it thinks was not acknowledged, and a Socket Mode envelop
 redelivered after a reconnect. Each delivery carries an id that stays the same across
 retries: `event_id` (Events API) or `trigger_id` (slash commands, buttons, modals). The
 first delivery is handled; a repeat within `ttl` is acknowledged and ignored.
+
+Which ids were seen is kept in the process (`MemoryDeliveries`), or in Redis
+(`RedisDeliveries`, one `SET NX EX` per delivery) so that replicas behind a load balancer
+handle a retry once between them even when it reaches another replica.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from tools.backends.redis import RedisBackend
+from tools.errors import VendorUnavailableError
 from tools.simulation import ReplayGuard
+
+log = logging.getLogger("crmops.slack")
 
 Clock = Callable[[], float]
 DEFAULT_TTL = 600.0
@@ -31,11 +40,54 @@ def delivery_id(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-class DeliveryDeduper:
-    """A bolt middleware: `app.middleware(DeliveryDeduper())`."""
+class SeenDeliveries(Protocol):
+    """Remembers delivery ids; `first_time` must be atomic across everyone sharing it."""
+
+    async def first_time(self, key: str) -> bool:
+        """True the first time `key` is offered within the TTL, False for a repeat."""
+        ...
+
+
+class MemoryDeliveries:
+    """`SeenDeliveries` of this process."""
 
     def __init__(self, *, ttl: float = DEFAULT_TTL, clock: Clock = time.time) -> None:
         self._seen = ReplayGuard(ttl, clock)
+
+    async def first_time(self, key: str) -> bool:
+        return not self._seen.seen_before(key)
+
+
+class RedisDeliveries:
+    """`SeenDeliveries` shared by replicas: `SET crmops:slack:delivery:{id} 1 NX EX ttl`."""
+
+    def __init__(self, backend: RedisBackend, *, ttl: float = DEFAULT_TTL) -> None:
+        self._backend = backend
+        self._ttl = max(1, round(ttl))
+
+    async def first_time(self, key: str) -> bool:
+        command = self._backend.client.set(
+            self._backend.key("slack", "delivery", key), b"1", nx=True, ex=self._ttl
+        )
+        return bool(await self._backend.call(command, doing="checking a Slack delivery id"))
+
+
+class DeliveryDeduper:
+    """A bolt middleware: `app.middleware(DeliveryDeduper())`.
+
+    When `seen` (Redis) fails, the delivery is handled rather than lost: a repeat then is
+    at worst a read answered twice, as every write waits for a confirmation (in the same
+    Redis, so it cannot be confirmed meanwhile).
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: float = DEFAULT_TTL,
+        clock: Clock = time.time,
+        seen: SeenDeliveries | None = None,
+    ) -> None:
+        self._seen = seen or MemoryDeliveries(ttl=ttl, clock=clock)
         self.dropped = 0
 
     async def __call__(
@@ -45,7 +97,14 @@ class DeliveryDeduper:
         next: Callable[[], Awaitable[BoltResponse]],  # noqa: A002 - bolt passes it by this name
     ) -> BoltResponse:
         key = delivery_id(req.body)
-        if key is not None and self._seen.seen_before(key):
+        if key is not None and not await self._first_time(key):
             self.dropped += 1
             return BoltResponse(status=200, body="")
         return await next()
+
+    async def _first_time(self, key: str) -> bool:
+        try:
+            return await self._seen.first_time(key)
+        except VendorUnavailableError as exc:
+            log.warning("handling a delivery without dedupe: %s", exc)
+            return True

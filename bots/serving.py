@@ -1,10 +1,13 @@
 """Serving the Slack app: over HTTP (`POST /slack/events`) or over Socket Mode.
 
-    http_app = build_http_app(bolt_app)            # Starlette; bolt verifies each signature
+    http_app = build_http_app(bolt_app, checks=readiness_checks(settings.crmops))
     await serve_http(http_app, host="127.0.0.1", port=3000)
 
     handler = socket_mode_handler(bolt_app, slack_settings)
     await handler.connect_async()  ...  await handler.close_async()
+
+`GET /healthz` answers 200 while the process serves; `GET /readyz` 200 only when every
+readiness check passes (Redis when `CRMOPS_REDIS_URL` is set), else 503.
 
 HTTP mode: bolt checks `X-Slack-Signature` (HMAC-SHA256 of `v0:{timestamp}:{body}` with
 the signing secret) and refuses a timestamp more than 5 minutes off with 401.
@@ -13,6 +16,7 @@ the signing secret) and refuses a timestamp more than 5 minutes off with 401.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import uvicorn
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -25,16 +29,19 @@ from starlette.routing import Route
 
 from bots import auth
 from bots.settings import SlackSettings
+from tools.backends import ReadinessCheck, readyz_endpoint
 
 log = logging.getLogger("crmops.slack")
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
-def build_http_app(bolt_app: AsyncApp) -> Starlette:
-    """`POST /slack/events` for every Slack request (commands, buttons, modals, events)."""
+def build_http_app(bolt_app: AsyncApp, *, checks: Sequence[ReadinessCheck] = ()) -> Starlette:
+    """`POST /slack/events` for every Slack request (commands, buttons, modals, events);
+    `/healthz`, and `/readyz` running `checks` (`tools.backends.readiness_checks`)."""
     handler = AsyncSlackRequestHandler(bolt_app)
 
     async def events(request: Request) -> Response:
@@ -47,6 +54,7 @@ def build_http_app(bolt_app: AsyncApp) -> Starlette:
         routes=[
             Route(EVENTS_PATH, events, methods=["POST"]),
             Route(HEALTH_PATH, healthz, methods=["GET"]),
+            Route(READY_PATH, readyz_endpoint(checks), methods=["GET"]),
         ]
     )
 

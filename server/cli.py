@@ -4,6 +4,7 @@
     crmops mcp --http --port 8000       # MCP over streamable HTTP at /mcp, bearer token required
     crmops mcp --read-only --tools lookup_error_code,list_staff
     crmops errors 502                   # what a vendor error code means and what to do
+    crmops staff 王 / customer PHONE / ticket SUBJECT -m TEXT / tickets   (server/cli_tools.py)
 
 A failure prints one line on stderr and exits with a code saying what kind it was
 (`EXIT_CODES`): never a traceback for a failure crmops expected.
@@ -23,10 +24,11 @@ import anyio
 import typer
 from rich.console import Console
 
-from server import cli_import
+from server import cli_doctor, cli_import, cli_tools
 from server import sandbox as sandbox_module
 from server.http_app import build_http_app, serve_http
 from server.mcp_server import build_server, parse_tool_names
+from tools.backends import readiness_checks
 from tools.catalog import VENDORS, Vendor
 from tools.errors import ConfigurationError, CrmopsError, InputError, VendorError
 from tools.lookup import lookup_error_code, render_text
@@ -97,7 +99,11 @@ def mcp(
             anyio.run(server.run_stdio_async)
             return
         http_app = build_http_app(
-            server, token=settings.crmops.mcp_token, host=host, allowed_hosts=allow_host or ()
+            server,
+            token=settings.crmops.mcp_token,
+            host=host,
+            allowed_hosts=allow_host or (),
+            checks=readiness_checks(settings.crmops),
         )
         anyio.run(lambda: serve_http(http_app, host=host, port=port))
 
@@ -109,13 +115,16 @@ def errors(
         str | None,
         typer.Option(help=f"only this vendor: {', '.join(VENDORS)}"),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the result as JSON (for scripts)")
+    ] = False,
 ) -> None:
     """Explain a vendor error code: its meaning (zh, en) and what to do."""
-    with _failures_as_exit_codes():
+    with cli_tools.failures_as_exit_codes(as_json):
         # lookup_error_code checks the vendor's name itself and says what is wrong with it.
         wanted = cast("Vendor | None", vendor)
         result = anyio.run(lambda: lookup_error_code(code=code, vendor=wanted))
-        typer.echo(render_text(result))
+        typer.echo(result.model_dump_json(indent=2) if as_json else render_text(result))
 
 
 @app.command()
@@ -135,6 +144,10 @@ def sandbox(
         str,
         typer.Option(help="SocialEpoch,Xiaolanben,Bangwo8 simulator ports (0: any free port)"),
     ] = ",".join(map(str, sandbox_module.DEFAULT_SIMULATOR_PORTS)),
+    slack_ports: Annotated[
+        str,
+        typer.Option(help="Slack endpoint,fake Slack Web API ports (0: any free port)"),
+    ] = ",".join(map(str, sandbox_module.DEFAULT_SLACK_PORTS)),
 ) -> None:
     """Run every feature against the bundled vendor simulators: no account needed."""
     console = Console()
@@ -149,6 +162,7 @@ def sandbox(
             host=host,
             mcp_port=mcp_port,
             simulator_ports=sandbox_module.parse_ports(simulator_ports),
+            slack_ports=sandbox_module.parse_slack_ports(slack_ports),
         )
 
 
@@ -193,5 +207,7 @@ def register_plugin_commands(cli: typer.Typer) -> None:
 def main() -> None:
     """Console-script entry point (`crmops`)."""
     cli_import.register(app)
+    cli_tools.register(app)
+    cli_doctor.register(app)
     register_plugin_commands(app)
     app()

@@ -16,13 +16,14 @@ input (unreadable file, unknown columns, no valid row); 69 the vendor failed or 
 from __future__ import annotations
 
 import asyncio
-import getpass
+import signal
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, nullcontext
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -50,6 +51,7 @@ EXIT_VENDOR = 69
 EXIT_CONFIG = 78
 EXIT_INTERRUPTED = 130
 SHOWN_PROBLEMS = 10
+T = TypeVar("T")
 
 
 class ImportVendorChoice(StrEnum):
@@ -95,7 +97,7 @@ def import_file(
         columns = _parse_mapping(mapping or [])
         showing = not as_json and console.is_terminal
         with _progress_bar(console) if showing else nullcontext() as bar:
-            report = asyncio.run(
+            report = _run_stoppable(
                 _run(
                     settings,
                     file=file,
@@ -140,7 +142,7 @@ async def _run(
                 source=file,
                 vendor=vendor.value,
                 store=store,
-                actor=Actor("cli", _user()),
+                actor=Actor.local_user("cli"),
                 dry_run=dry_run,
                 resume=resume,
                 mapping=mapping,
@@ -269,13 +271,6 @@ def _parse_mapping(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name (a container without a passwd entry)
-        return "unknown"
-
-
 @contextmanager
 def _exit_codes(console: Console) -> Iterator[None]:
     """A `CrmopsError` becomes one line on stderr and its exit code; Ctrl-C says how to resume."""
@@ -284,7 +279,7 @@ def _exit_codes(console: Console) -> Iterator[None]:
     except CrmopsError as exc:
         text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
         console.print(f"error: {text}", markup=False, soft_wrap=True)
-        raise typer.Exit(_error_code(exc)) from None
+        raise typer.Exit(error_code(exc)) from None
     except KeyboardInterrupt:
         console.print(
             "interrupted: every row sent so far is in the journal; "
@@ -294,7 +289,39 @@ def _exit_codes(console: Console) -> Iterator[None]:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def _error_code(error: CrmopsError) -> int:
+def _run_stoppable(work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(work)`, where SIGTERM (docker stop, systemd, Kubernetes) stops it as
+    Ctrl-C does: `work` is cancelled (chunks in flight stay journaled as sent, unknown) and
+    `KeyboardInterrupt` raised, so the way to --resume is printed."""
+    terminated = False
+
+    async def main() -> T:
+        if threading.current_thread() is not threading.main_thread():
+            return await work  # signal handlers belong to the main thread
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+        def stop() -> None:
+            nonlocal terminated
+            terminated = True
+            if task is not None:
+                task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, stop)
+        try:
+            return await work
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise
+
+
+def error_code(error: CrmopsError) -> int:
+    """The exit code for `error`: 78 configuration, 65 input, 69 vendor, else 1."""
     if isinstance(error, ConfigurationError):
         return EXIT_CONFIG
     if isinstance(error, InputError):

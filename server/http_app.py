@@ -1,7 +1,13 @@
-"""The MCP server over streamable HTTP: `/mcp` behind a bearer token, `/healthz` open.
+"""The MCP server over streamable HTTP: `/mcp` behind a bearer token; `/healthz` and
+`/readyz` open, for load balancers and orchestrators.
 
-    app = build_http_app(server, token=settings.crmops.mcp_token, host="127.0.0.1")
+    app = build_http_app(server, token=settings.crmops.mcp_token, host="127.0.0.1",
+                         checks=readiness_checks(settings.crmops))
     await serve_http(app, host="127.0.0.1", port=8000)
+
+`/healthz` answers 200 while the process serves (liveness); `/readyz` answers 200 only when
+every readiness check passes (Redis when `CRMOPS_REDIS_URL` is set), else 503 with which
+one failed, so a load balancer sends no traffic to a replica that cannot do its work.
 
 DNS-rebinding protection is on: the MCP transport answers only requests whose `Host` (and
 `Origin`, when sent) names the bound host, the loopback names when bound to loopback, or
@@ -18,18 +24,23 @@ import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import SecretStr
+from sse_starlette.sse import AppStatus
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from server.http_auth import BearerTokenMiddleware
+from tools.backends import ReadinessCheck, readyz_endpoint
 from tools.errors import ConfigurationError
 
 log = logging.getLogger("crmops.http")
 
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+SHUTDOWN_GRACE = 25.0
+"""Seconds a stopping server waits for tool calls in flight (Kubernetes kills after 30)."""
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
@@ -39,8 +50,12 @@ def build_http_app(
     token: SecretStr | None,
     host: str,
     allowed_hosts: Sequence[str] = (),
+    checks: Sequence[ReadinessCheck] = (),
 ) -> ASGIApp:
-    """The ASGI app serving `server`; `ConfigurationError` without a token."""
+    """The ASGI app serving `server`; `ConfigurationError` without a token.
+
+    `checks` are what `/readyz` probes (`tools.backends.readiness_checks(settings)`).
+    """
     if token is None or not token.get_secret_value():
         raise ConfigurationError(
             vendor="crmops",
@@ -55,7 +70,8 @@ def build_http_app(
         host=host,
     )
     app.router.routes.append(Route(HEALTH_PATH, _healthz, methods=["GET"]))
-    return BearerTokenMiddleware(app, token=token, open_paths={HEALTH_PATH})
+    app.router.routes.append(Route(READY_PATH, readyz_endpoint(checks), methods=["GET"]))
+    return BearerTokenMiddleware(app, token=token, open_paths={HEALTH_PATH, READY_PATH})
 
 
 async def _healthz(_: Request) -> Response:
@@ -86,9 +102,27 @@ def _bracketed(name: str) -> str:
     return f"[{name}]" if ":" in name and not name.startswith("[") else name
 
 
-async def serve_http(app: ASGIApp, *, host: str, port: int) -> None:
-    """Serve `app` with uvicorn until interrupted; its logs go through `logging` (stderr)."""
+async def serve_http(
+    app: ASGIApp, *, host: str, port: int, shutdown_grace: float = SHUTDOWN_GRACE
+) -> None:
+    """Serve `app` with uvicorn until interrupted; its logs go through `logging` (stderr).
+
+    On SIGTERM or Ctrl-C it stops accepting connections and lets the tool calls in flight
+    finish, for at most `shutdown_grace` seconds, before it cancels what is left and
+    closes the vendor clients.
+    """
     if host not in LOOPBACK_NAMES:
         log.warning("serving MCP on %s:%s, reachable from other machines", host, port)
-    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None)
+    # A tool call's answer is an SSE stream (mcp's streamable HTTP, through sse-starlette),
+    # which by default is cut the moment uvicorn is told to exit: the call in flight would
+    # lose its answer. Keep streams open; uvicorn's grace period bounds the wait instead.
+    AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_config=None,
+        timeout_graceful_shutdown=max(1, round(shutdown_grace)),
+    )
     await uvicorn.Server(config).serve()

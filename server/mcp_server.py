@@ -32,6 +32,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from tools.bulk.audit import Actor
 from tools.catalog import VENDORS, load_catalog
 from tools.customers import import_customer, query_customer
 from tools.errors import ConfigurationError, CrmopsError
@@ -52,8 +53,9 @@ tickets). Run import_customer with dry_run=true first when unsure about the data
 tool fails with a vendor code, lookup_error_code explains it. Lists are bounded: when
 more_available is true, narrow the query or raise the limit."""
 
-# Filled in by the adapter, never by the model: the clients and the progress reporter.
-_ADAPTER_PARAMETERS = frozenset({"services", "progress"})
+# Filled in by the adapter, never by the model: the clients, who asks (for the audit log)
+# and the progress reporter.
+_ADAPTER_PARAMETERS = frozenset({"services", "actor", "progress"})
 
 
 @dataclass(frozen=True)
@@ -189,10 +191,13 @@ def as_mcp_tool(spec: ToolSpec, services: Services) -> Callable[..., Awaitable[B
     signature = inspect.signature(spec.fn, eval_str=True)
     takes_services = "services" in signature.parameters
     takes_progress = "progress" in signature.parameters
+    takes_actor = "actor" in signature.parameters
 
     async def call(ctx: Context[Any, Any], **arguments: Any) -> BaseModel:
         if takes_progress:
             arguments["progress"] = _progress_reporter(ctx)
+        if takes_actor:
+            arguments["actor"] = client_actor(ctx)
         leading = (services,) if takes_services else ()
         try:
             return await spec.fn(*leading, **arguments)
@@ -217,6 +222,14 @@ def as_mcp_tool(spec: ToolSpec, services: Services) -> Callable[..., Awaitable[B
         "return": signature.return_annotation
     }
     return call
+
+
+def client_actor(ctx: Context[Any, Any]) -> Actor:
+    """The audit log's actor for an MCP call: the client's name from its `initialize`
+    (`clientInfo.name`, e.g. "claude-ai"), or "unknown client" when it gave none."""
+    params = ctx.session.client_params
+    name = params.client_info.name if params is not None else ""
+    return Actor("mcp", name or "unknown client")
 
 
 def _progress_reporter(ctx: Context[Any, Any]) -> Callable[[int, int], Awaitable[None]]:

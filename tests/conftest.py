@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import traceback
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tools.transport import RetryPolicy
+
+# Property tests are deterministic (CI reruns give the same examples) and kept small: each
+# example drives a real MCP session or CLI run. HYPOTHESIS_PROFILE=thorough digs deeper.
+hypothesis_settings.register_profile(
+    "crmops",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=12,
+    print_blob=False,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile(
+    "thorough", parent=hypothesis_settings.get_profile("crmops"), max_examples=300
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "crmops"))
 
 
 @pytest.fixture
@@ -23,3 +44,73 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         if name.startswith(("SOCIALEPOCH_", "XIAOLANBEN_", "BANGWO8_", "CRMOPS_", "SLACK_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    # The default database (tools.bulk.data_dir) of a tool that writes: never the real one.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+
+# --- canary secrets ----------------------------------------------------------------------
+
+CANARY = "CANARY"
+"""Every secret the suite hands to crmops contains this marker (tools/sandbox.py, the Bangwo8
+simulator's defaults, tests/bots/conftest.py). A test fails when it shows up in what the
+test printed (stdout, stderr) or in any log record, whatever the record's level."""
+
+_leaks_key = pytest.StashKey[list[str]]()
+
+
+class _CanaryWatch(logging.Handler):
+    """Sees every log record of a test; keeps those that carry the canary."""
+
+    def __init__(self, leaks: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.leaks = leaks
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string: check the raw parts
+            text = f"{record.msg} {record.args}"
+        if record.exc_info:
+            text += "".join(traceback.format_exception(*record.exc_info))
+        if CANARY in text:
+            self.leaks.append(f"log record of {record.name!r}: {text[:300]!r}")
+
+
+@pytest.fixture(autouse=True)
+def _canary_watch(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Log records pass the canary watch during the test (crmops's at every level)."""
+    leaks = request.node.stash.setdefault(_leaks_key, [])
+    root, ours = logging.getLogger(), logging.getLogger("crmops")
+    watch = _CanaryWatch(leaks)
+    levels = root.level, ours.level
+    root.addHandler(watch)
+    # crmops's own records at every level; libraries' from INFO (their DEBUG is slow).
+    root.setLevel(logging.INFO)
+    ours.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
+        root.removeHandler(watch)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Fails a passing test (its call, or its teardown) in which a canary showed up."""
+    report = yield
+    if report.when == "setup" or not report.passed:
+        return report
+    leaks: list[str] = item.stash.get(_leaks_key, [])
+    leaks += [
+        f"captured {name!r}"
+        for name, text in report.sections
+        if name.endswith(report.when) and CANARY in text
+    ]
+    if leaks:
+        report.outcome = "failed"
+        report.longrepr = "a canary secret leaked: " + "; ".join(dict.fromkeys(leaks))
+        leaks.clear()  # reported once, not again at teardown
+    return report

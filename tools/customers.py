@@ -1,36 +1,40 @@
 """Customer tools: import into SocialEpoch or Xiaolanben, query SocialEpoch by WhatsApp number::
 
-    result = await import_customer(services, vendor="xiaolanben", customers=rows)
+    result = await import_customer(services, vendor="xiaolanben", customers=rows,
+                                   actor=Actor("mcp", "Claude Desktop"))
     found = await query_customer(services, whatsapp="8618221733141")
 
-Every record is checked before anything is sent: one bad record stops the whole call with an
-`InputError` listing each problem by record index and field.
+`import_customer` runs the bulk-import engine (`tools.bulk`) on the records in memory: the
+same checks, chunking, rate limit, retries and per-row journal as a file import, and an audit
+entry naming `actor`. Every record is checked before anything is sent: one bad record stops
+the whole call with an `InputError` listing each problem by record index and field.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, Literal, TypeVar
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tools.bulk import Actor, BulkImportReport, ImportProgress, Records, RowCallbacks, bulk_import
 from tools.errors import InputError, Problem, VendorError
 from tools.models import RecordOutcome
 from tools.services import Services
-from tools.settings import SocialEpochSettings
-from tools.vendors.socialepoch import CustomerRecord, SocialEpochClient, SocialEpochCustomer
-from tools.vendors.socialepoch import validate_customers as validate_socialepoch
+from tools.vendors.socialepoch import CustomerRecord
 from tools.vendors.socialepoch.models import normalize_whatsapp
-from tools.vendors.xiaolanben import ImportFlags, XiaolanbenClient, XiaolanbenCustomer
-from tools.vendors.xiaolanben import validate_customers as validate_xiaolanben
+from tools.vendors.xiaolanben import ImportFlags
 
 ImportVendor = Literal["socialepoch", "xiaolanben"]
-R = TypeVar("R")
 ProgressCallback = Callable[[int, int], Awaitable[None]]
-"""Called after each batch with (records done, records in total)."""
+"""Called as records settle with (records done, records in total)."""
 
 MAX_IMPORT_RECORDS = 500
 MAX_QUERY_NUMBERS = 50
+RECORDS_NAME = "import_customer"
+"""What the journal and the audit log call an input of records (in place of a file name)."""
 
 
 class CustomerImport(BaseModel):
@@ -43,9 +47,15 @@ class CustomerImport(BaseModel):
     created: int = 0
     updated: int = 0
     accepted: int = Field(default=0, description="confirmed without saying new or updated")
-    failed: int = 0
+    failed: int = Field(default=0, description="records the vendor refused")
+    not_confirmed: int = Field(
+        default=0,
+        description="records sent whose answer was lost, or not sent: call again with the "
+        "same records to send only these",
+    )
     outcomes: list[RecordOutcome] = Field(
-        default_factory=list, description="one per record, in the order given (empty on dry run)"
+        default_factory=list,
+        description="one per record sent in this call, in the order given (empty on dry run)",
     )
     would_send: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -53,8 +63,12 @@ class CustomerImport(BaseModel):
     )
     stopped_early: str | None = Field(
         default=None,
-        description="set when a batch failed after earlier ones succeeded: the error; the "
-        "records of that batch and later ones are marked failed and were not imported",
+        description="set when sending stopped after repeated vendor failures: the last error",
+    )
+    note: str | None = Field(
+        default=None,
+        description="e.g. that these very records were imported by an earlier call (the "
+        "counts include it; nothing was sent again)",
     )
 
 
@@ -82,9 +96,10 @@ async def import_customer(
                 "agentAccount, cancelTabName; any other key is sent as a tenant extended "
                 "field. xiaolanben: customerName (required, 1-200 chars), entName, staffId "
                 "(owner, see list_staff), customerSource, tag, tagIds, customizeField.<id> "
-                "keys, contacts (at most 10: thirdDataId required, name, position, dept, "
-                "phone, tel, wechat, qq (each <=30 chars), email, addr, gender 男/女/未知, "
-                "birthday yyyy-MM-dd)."
+                "keys, contacts (at most 10, each with a phone (the vendor matches contacts "
+                "by phone); thirdDataId (default: the phone), name, position, dept, tel, "
+                "wechat, qq (each <=30 chars), email, addr, gender 男/女/未知, birthday "
+                "yyyy-MM-dd)."
             ),
         ),
     ],
@@ -103,173 +118,96 @@ async def import_customer(
             "CUSTOMER_PHONE_DUPLICATE_IGNORE). Leave out for the vendor's defaults."
         ),
     ] = None,
+    actor: Actor | None = None,
     progress: ProgressCallback | None = None,
 ) -> CustomerImport:
     """Import (create or update) customers into SocialEpoch or Xiaolanben.
 
     Every record is validated first; any bad record stops the call before anything is
     sent, listing each problem by record index and field. The records are then sent in
-    batches of the vendor's size, and the result has one outcome per record: created,
+    batches of the vendor's size, and the result has one outcome per record sent: created,
     updated, accepted (the vendor confirmed without saying which) or failed with the
-    vendor's reason. Importing a known customer updates it, but re-running a partly failed
-    import re-sends the successful records too: send only the failed ones again.
+    vendor's reason. Calling again with exactly the same records sends only what is not
+    confirmed yet (e.g. after a timeout), never a record twice; to import changed data,
+    change the records.
     """
     if xiaolanben_flags is not None and vendor != "xiaolanben":
         raise InputError(
             [Problem("xiaolanben_flags", "only for vendor 'xiaolanben'; leave it out")],
             summary="invalid import options",
         )
-    if vendor == "socialepoch":
-        return await _import_socialepoch(services, customers, dry_run, progress)
-    return await _import_xiaolanben(services, customers, dry_run, xiaolanben_flags, progress)
+    seen = _Seen(len(customers), progress)
+    try:
+        report = await bulk_import(
+            services,
+            source=Records(RECORDS_NAME, customers),
+            vendor=vendor,
+            store=None if dry_run else services.store,
+            actor=actor or Actor.local_user("library"),
+            dry_run=dry_run,
+            resume=True,
+            xiaolanben_flags=xiaolanben_flags,
+            progress=seen.progress,
+            rows=RowCallbacks(on_valid=seen.valid, on_outcome=seen.outcome, refuse_invalid=True),
+        )
+    finally:
+        await seen.reported()
+    _raise_when_nothing_was_imported(report)
+    return _result(report, seen)
 
 
-async def _import_socialepoch(
-    services: Services,
-    rows: Sequence[dict[str, Any]],
-    dry_run: bool,
-    progress: ProgressCallback | None,
-) -> CustomerImport:
-    records = validate_socialepoch(rows)
-    settings = services.settings.socialepoch
-    _check_socialepoch_import(records, settings)
-    if dry_run:
-        wire = [_socialepoch_wire(record, settings) for record in records]
-        return _dry_run("socialepoch", wire, SocialEpochClient.MAX_BATCH)
-    client = services.socialepoch
+@dataclass
+class _Seen:
+    """What the engine told about each record, and the caller's progress reports."""
 
-    async def send(batch: Sequence[SocialEpochCustomer]) -> list[RecordOutcome]:
-        return await client.import_customers(batch)
+    total: int
+    on_progress: ProgressCallback | None
+    payloads: dict[int, dict[str, Any]] = field(default_factory=dict)
+    outcomes: dict[int, RecordOutcome] = field(default_factory=dict)
+    _reports: list[asyncio.Future[None]] = field(default_factory=list)
 
-    keys = [record.whatsapp for record in records]
-    return await _send_in_batches(
-        "socialepoch",
-        records=records,
-        keys=keys,
-        batch_size=SocialEpochClient.MAX_BATCH,
-        send=send,
-        progress=progress,
+    def valid(self, number: int, payload: dict[str, Any]) -> None:
+        self.payloads[number] = payload
+
+    def outcome(self, number: int, outcome: RecordOutcome) -> None:
+        self.outcomes[number] = outcome
+
+    def progress(self, state: ImportProgress) -> None:
+        if self.on_progress is not None and state.phase == "sending":
+            self._reports.append(asyncio.ensure_future(self.on_progress(state.done, self.total)))
+
+    async def reported(self) -> None:
+        """Wait for the progress reports (each one a task: the engine's callback is sync)."""
+        await asyncio.gather(*self._reports, return_exceptions=True)
+
+
+def _raise_when_nothing_was_imported(report: BulkImportReport) -> None:
+    """A call whose records all went unanswered fails as a whole, with the vendor's error."""
+    if report.dry_run or report.last_error is None or report.confirmed or report.failed:
+        return
+    raise VendorError(
+        f"{report.vendor} import_customer: nothing was imported: {report.last_error} The "
+        "records are journaled: call again with the same records to send only these.",
+        vendor=report.vendor,
+        operation="import_customer",
     )
 
 
-def _check_socialepoch_import(
-    records: Sequence[SocialEpochCustomer], settings: SocialEpochSettings
-) -> None:
-    """What the client would refuse in some batch, checked for all records before any is sent."""
-    problems: list[Problem] = []
-    for index, record in enumerate(records):
-        if settings.import_api == "legacy":
-            for field, value in (
-                ("agentAccount", record.agent_account),
-                ("cancelTabName", record.cancel_tab_name),
-            ):
-                if value is not None:
-                    problems.append(Problem(field, _LEGACY_ONLY_BATCH, index))
-        elif record.agent_account is None and settings.agent_account is None:
-            problems.append(Problem("agentAccount", _NO_AGENT, index))
-    if problems:
-        raise InputError(problems, summary="invalid SocialEpoch customers")
-
-
-_LEGACY_ONLY_BATCH = (
-    "only the batch import takes it: set SOCIALEPOCH_IMPORT_API=batch or leave it out"
-)
-_NO_AGENT = "no agent owns this customer: give agentAccount or set SOCIALEPOCH_AGENT_ACCOUNT"
-
-
-def _socialepoch_wire(record: SocialEpochCustomer, settings: SocialEpochSettings) -> dict[str, Any]:
-    wire = record.wire()
-    if settings.import_api == "batch":
-        wire.setdefault("agentAccount", settings.agent_account)
-    return wire
-
-
-async def _import_xiaolanben(
-    services: Services,
-    rows: Sequence[dict[str, Any]],
-    dry_run: bool,
-    flags: ImportFlags | None,
-    progress: ProgressCallback | None,
-) -> CustomerImport:
-    records = validate_xiaolanben(rows)
-    if dry_run:
-        return _dry_run("xiaolanben", [r.wire() for r in records], XiaolanbenClient.MAX_BATCH)
-    client = services.xiaolanben
-
-    async def send(batch: Sequence[XiaolanbenCustomer]) -> list[RecordOutcome]:
-        return await client.import_customers(batch, flags)
-
-    keys = [record.customer_name for record in records]
-    return await _send_in_batches(
-        "xiaolanben",
-        records=records,
-        keys=keys,
-        batch_size=XiaolanbenClient.MAX_BATCH,
-        send=send,
-        progress=progress,
-    )
-
-
-def _dry_run(vendor: ImportVendor, wire: list[dict[str, Any]], batch_size: int) -> CustomerImport:
+def _result(report: BulkImportReport, seen: _Seen) -> CustomerImport:
     return CustomerImport(
-        vendor=vendor,
-        dry_run=True,
-        total=len(wire),
-        batches=_batch_count(len(wire), batch_size),
-        would_send=wire,
-    )
-
-
-def _batch_count(total: int, batch_size: int) -> int:
-    return -(-total // batch_size)
-
-
-async def _send_in_batches(
-    vendor: ImportVendor,
-    *,
-    records: Sequence[R],
-    keys: Sequence[str],
-    batch_size: int,
-    send: Callable[[Sequence[R]], Awaitable[list[RecordOutcome]]],
-    progress: ProgressCallback | None,
-) -> CustomerImport:
-    """Send batch after batch; the first batch's failure raises, a later one stops the rest."""
-    outcomes: list[RecordOutcome] = []
-    stopped: str | None = None
-    batches = 0
-    for start in range(0, len(records), batch_size):
-        try:
-            outcomes += await send(records[start : start + batch_size])
-        except VendorError as exc:
-            if not outcomes:
-                raise
-            stopped = str(exc)
-            outcomes += [_not_imported(key, stopped) for key in keys[start:]]
-            break
-        batches += 1
-        if progress is not None:
-            await progress(len(outcomes), len(records))
-    return _summary(vendor, outcomes, batches, stopped)
-
-
-def _not_imported(key: str, error: str) -> RecordOutcome:
-    return RecordOutcome(key=key, status="failed", reason=f"not imported: {error}")
-
-
-def _summary(
-    vendor: ImportVendor, outcomes: list[RecordOutcome], batches: int, stopped: str | None
-) -> CustomerImport:
-    count = dict.fromkeys(("created", "updated", "accepted", "failed"), 0)
-    for outcome in outcomes:
-        count[outcome.status] += 1
-    return CustomerImport(
-        vendor=vendor,
-        dry_run=False,
-        total=len(outcomes),
-        batches=batches,
-        outcomes=outcomes,
-        stopped_early=stopped,
-        **count,
+        vendor=report.vendor,
+        dry_run=report.dry_run,
+        total=seen.total,
+        batches=report.requests,
+        created=report.created,
+        updated=report.updated,
+        accepted=report.accepted,
+        failed=report.failed,
+        not_confirmed=0 if report.dry_run else report.unknown + report.pending,
+        outcomes=[seen.outcomes[number] for number in sorted(seen.outcomes)],
+        would_send=[seen.payloads[n] for n in sorted(seen.payloads)] if report.dry_run else [],
+        stopped_early=report.stopped,
+        note=report.note,
     )
 
 

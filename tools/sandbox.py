@@ -7,16 +7,23 @@ The sandbox lets a new user (and the test suite) run every tool with no vendor a
         env = sandbox.env()                     # the same, as environment variables
 
 The credentials below are the sandbox's own demo values, valid nowhere else.
+
+`crmops sandbox` also runs the Slack bot against a fake Slack, in a child process (`server/`
+never imports `bots/`): `crmops slack --sandbox` announces where it listens with one line
+on stdout, `SlackSandboxUrls.line()`, which the parent reads with `SlackSandboxUrls.parse`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from pydantic import SecretStr
+from starlette.types import ASGIApp
 
+from tools.errors import CrmopsError
 from tools.settings import (
     Bangwo8Settings,
     CrmopsSettings,
@@ -30,15 +37,56 @@ from tools.vendors.socialepoch import SocialEpochSimulator
 from tools.vendors.xiaolanben import XiaolanbenSimulator
 
 SE_TENANT = "10001"
-SE_API_KEY = "sim-se-QOEAcPj6Tb8XRhwFvYih"
+SE_API_KEY = "sim-se-CANARY-QOEAcPj6Tb8XRhwFvYih"
 SE_ADMIN = "admin"
 SE_AGENT = "agent01"
 XLB_COMPANY = "company-42"
-XLB_SIGN_KEY = "sim-xlb-9f3c1d2e7a"
+XLB_SIGN_KEY = "sim-xlb-CANARY-9f3c1d2e7a"
 BW8_CLIENT_ID = "sandbox-client"
-BW8_CLIENT_SECRET = "sim-bw8-client-secret-7f1e"  # noqa: S105 - the sandbox demo value
+BW8_CLIENT_SECRET = "sim-bw8-CANARY-client-secret-7f1e"  # noqa: S105 - the sandbox demo value
 SANDBOX_SECRETS = (SE_API_KEY, XLB_SIGN_KEY, BW8_CLIENT_SECRET)
 """The sandbox's secret values: none may appear in any answer, error or log line."""
+SLACK_READY_MARK = "crmops-sandbox-slack-ready "
+
+
+class SandboxPortError(CrmopsError):
+    """A port the sandbox wants is taken: another sandbox, or another server."""
+
+    def __init__(self, what: str, error: OSError) -> None:
+        super().__init__(
+            f"cannot serve the sandbox's {what}: {error.strerror or error}. Is another "
+            "`crmops sandbox` running? Stop it, or choose other ports with --mcp-port, "
+            "--simulator-ports and --slack-ports (0: any free port)"
+        )
+
+
+@dataclass(frozen=True)
+class SlackSandboxUrls:
+    """Where the sandbox's Slack side listens: the bot's endpoint and the fake Slack."""
+
+    events_url: str
+    fake_slack_url: str
+
+    @property
+    def fake_api_url(self) -> str:
+        """The fake Slack Web API (what `SLACK_API_URL` points at)."""
+        return f"{self.fake_slack_url}/api/"
+
+    def hook_url(self, name: str) -> str:
+        """A `response_url` on the fake Slack; `GET` it to read what the bot posted there."""
+        return f"{self.fake_slack_url}/hooks/{name}"
+
+    def line(self) -> str:
+        """The one stdout line `crmops slack --sandbox` prints once it serves."""
+        return SLACK_READY_MARK + json.dumps(asdict(self))
+
+    @classmethod
+    def parse(cls, line: str) -> SlackSandboxUrls | None:
+        """The URLs announced by `line`, or None for any other line."""
+        if not line.startswith(SLACK_READY_MARK):
+            return None
+        data = json.loads(line.removeprefix(SLACK_READY_MARK))
+        return cls(events_url=str(data["events_url"]), fake_slack_url=str(data["fake_slack_url"]))
 
 
 @dataclass
@@ -124,7 +172,7 @@ def serve_sandbox(
     served: list[ServedApp] = []
     try:
         for sim, port in zip(simulators, ports, strict=True):
-            served.append(start_server(sim.app, host=host, port=port))
+            served.append(_start(sim.app, host=host, port=port, what=type(sim).__name__))
     except BaseException:
         for each in served:
             each.stop()
@@ -139,6 +187,13 @@ def serve_sandbox(
         bangwo8_url=served[2].url,
         served=served,
     )
+
+
+def _start(app: ASGIApp, *, host: str, port: int, what: str) -> ServedApp:
+    try:
+        return start_server(app, host=host, port=port)
+    except OSError as exc:
+        raise SandboxPortError(f"{what} on {host}:{port}", exc) from exc
 
 
 @contextlib.contextmanager

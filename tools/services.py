@@ -11,22 +11,26 @@ raises `ConfigurationError` naming the missing variables then, not at start-up, 
 process that only creates tickets runs with Bangwo8 configured alone.
 
 Tests inject `transports` (e.g. `httpx.ASGITransport(sim.app)`), `rate_limiters` and a
-`retry` policy per vendor name.
+`retry` policy per vendor name, and a `store` (journal + audit log) for the tools that write.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, TypedDict
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 import httpx
 
 from tools.aio import AsyncClosing
+from tools.backends import SharedState
 from tools.settings import CrmopsSettings, Settings
 from tools.transport import RateLimiter, RetryPolicy
 from tools.vendors.bangwo8 import Bangwo8Client
 from tools.vendors.socialepoch import SocialEpochClient
 from tools.vendors.xiaolanben import XiaolanbenClient
+
+if TYPE_CHECKING:
+    from tools.bulk.store import Store
 
 
 class _Closable(Protocol):
@@ -50,12 +54,17 @@ class Services(AsyncClosing):
         transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
         rate_limiters: Mapping[str, RateLimiter] | None = None,
         retry: RetryPolicy | None = None,
+        store: Store | None = None,
     ) -> None:
         self.settings = settings
+        self._store = store
+        self._owns_store = False
         self._transports = dict(transports or {})
         self._rate_limiters = dict(rate_limiters or {})
         self._retry = retry
         self._clients: dict[str, _Closable] = {}
+        # CRMOPS_REDIS_URL: rate limits and tokens shared with other replicas (tools.backends).
+        self.shared = SharedState(settings)
 
     @property
     def socialepoch(self) -> SocialEpochClient:
@@ -83,15 +92,35 @@ class Services(AsyncClosing):
         client = self._clients.get("bangwo8")
         if not isinstance(client, Bangwo8Client):
             self.settings.bangwo8.require()
-            client = Bangwo8Client(self.settings.bangwo8, **self._options("bangwo8"))
+            client = Bangwo8Client(
+                self.settings.bangwo8,
+                **self._options("bangwo8"),
+                token_cache=self.shared.token_cache("bangwo8"),
+            )
             self._clients["bangwo8"] = client
         return client
+
+    @property
+    def store(self) -> Store:
+        """The import journal and the audit log: the one given, else opened on first use from
+        `CRMOPS_DB` (or `CRMOPS_DATABASE_URL`) and closed with the services.
+
+        Tools that write record who asked in its audit log; `ConfigurationError` when the
+        database cannot be opened.
+        """
+        if self._store is None:
+            # tools.bulk imports this module: import it when first needed, not at load time.
+            from tools.bulk.store import open_store  # noqa: PLC0415
+
+            self._store = open_store(self.settings.crmops)
+            self._owns_store = True
+        return self._store
 
     def _options(self, vendor: str) -> _ClientOptions:
         return {
             "crmops": self.settings.crmops,
             "transport": self._transports.get(vendor),
-            "rate_limiter": self._rate_limiters.get(vendor),
+            "rate_limiter": self._rate_limiters.get(vendor) or self.shared.rate_limiter(vendor),
             "retry": self._retry,
         }
 
@@ -100,3 +129,7 @@ class Services(AsyncClosing):
         clients, self._clients = self._clients, {}
         for client in clients.values():
             await client.aclose()
+        await self.shared.aclose()
+        if self._owns_store and self._store is not None:
+            store, self._store, self._owns_store = self._store, None, False
+            await store.aclose()

@@ -5,7 +5,9 @@ error, and gets for free
 - the vendor's rate limit per API (a sliding one-second window, answered the vendor's way);
 - fault switches, set in code (`sim.faults.fail_next = 3`) or over HTTP by another process
   (`PUT /__sandbox__/faults` with the same fields as JSON; `GET` reads them and the counters);
-- `serve(app)`: run it on loopback over real HTTP in a background thread.
+- `serve(app)`: run it on loopback over real HTTP in a background thread;
+- a `Date` header on every vendor answer, from the simulator's clock (`server_time`), which
+  `faults.clock_skew` sets ahead or behind; `faults.stall_next` answers late after acting.
 
 Faults apply to vendor requests only, never to `/__sandbox__/`.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import socket
 import threading
 import time
@@ -49,6 +52,13 @@ class Faults(BaseModel):
     )
     rate_limit_next: int = Field(default=0, ge=0, description="answer as over the rate limit")
     malformed_next: int = Field(default=0, ge=0, description="answer 200 with an HTML page")
+    stall_next: int = Field(
+        default=0, ge=0, description="act, then hold the answer `stall_seconds` (read timeout)"
+    )
+    stall_seconds: float = Field(default=5.0, ge=0, le=300)
+    clock_skew: float = Field(
+        default=0.0, description="seconds the server's clock is ahead (negative: behind)"
+    )
     path: str | None = None
 
     def take(self, switch: str, path: str) -> bool:
@@ -115,6 +125,10 @@ class Simulator:
         self._rate_limit = SlidingWindowLimit(rate_limit) if rate_limit else None
         self._app: ASGIApp | None = None
 
+    def server_time(self) -> float:
+        """The server's clock: `clock` off by `faults.clock_skew`; its `Date` header shows it."""
+        return self.clock() + self.faults.clock_skew
+
     # --- what a vendor simulator provides -------------------------------------------
     def routes(self) -> list[BaseRoute]:
         """The vendor's API routes."""
@@ -165,6 +179,7 @@ class _FaultLayer:
         sim.counters["requests"] += 1
         if faults.latency:
             await asyncio.sleep(faults.latency)
+        send = _dated(send, sim.server_time)
         early = self._early_answer(path)
         if early is not None:
             await early(scope, receive, send)
@@ -174,6 +189,10 @@ class _FaultLayer:
             if faults.drop_after_processing:
                 await self.app(scope, receive, _discard)
             await _drop_connection(send)
+        if faults.take("stall_next", path):
+            sim.counters["stalled"] += 1
+            await self.app(scope, receive, _held(send, faults.stall_seconds))
+            return
         await self.app(scope, receive, send)
 
     def _early_answer(self, path: str) -> Response | None:
@@ -190,6 +209,30 @@ class _FaultLayer:
             sim.counters["malformed"] += 1
             return HTMLResponse("<html><body><h1>502 Bad Gateway</h1></body></html>")
         return None
+
+
+def _dated(send: Send, server_time: Clock) -> Send:
+    """A `send` stamping the answer with the server clock's `Date` (RFC 9110 IMF-fixdate)."""
+
+    async def dated(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            stamp = email.utils.formatdate(server_time(), usegmt=True).encode("ascii")
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+            message = {**message, "headers": [*headers, (b"date", stamp)]}
+        await send(message)
+
+    return dated
+
+
+def _held(send: Send, seconds: float) -> Send:
+    """A `send` that holds the answer back: the vendor acted, the answer comes late."""
+
+    async def held(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            await asyncio.sleep(seconds)
+        await send(message)
+
+    return held
 
 
 async def _discard(message: Message) -> None:
@@ -235,7 +278,10 @@ def start_server(
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan=lifespan)
+    # No uvicorn `Date`: a simulator stamps its own, from its (possibly skewed) clock.
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan=lifespan, date_header=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True, name="sim"

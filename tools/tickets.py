@@ -6,6 +6,10 @@
 A create carries a `Requestid` (made here unless given) that the vendor uses to drop a
 duplicate: the client sends the same one on each retry, and a caller that timed out can call
 again with the `request_id` of the first attempt.
+
+Given an `actor`, a create is recorded in the audit log (`services.store`): who asked, the
+ticket's fields and request id as sent, and the outcome (ok, failed, or unknown when the
+answer was lost). A caller that records its writes itself passes no actor.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tools.errors import InputError
+from tools.bulk.audit import Actor, AuditEntry, AuditLog, Outcome
+from tools.errors import InputError, VendorError, VendorUnavailableError
 from tools.services import Services
 from tools.vendors.bangwo8 import Ticket, TicketFilters, validate_ticket
 from tools.vendors.bangwo8.models import Order, problems_of
@@ -111,6 +116,7 @@ async def create_ticket(
             "does not create the ticket twice.",
         ),
     ] = None,
+    actor: Actor | None = None,
 ) -> CreatedTicket:
     """Create a Bangwo8 (帮我吧) helpdesk ticket with a subject and the customer's message.
 
@@ -131,8 +137,47 @@ async def create_ticket(
     }
     ticket = validate_ticket({k: v for k, v in fields.items() if v is not None})
     key = request_id or uuid.uuid4().hex
-    created = await services.bangwo8.create_ticket(ticket, request_id=key)
-    return CreatedTicket(ticket=TicketInfo.of(created), request_id=key)
+    # Opened before the write: a database that cannot be opened stops an unaudited create.
+    sent = {**ticket.wire()["ticket"], "request_id": key}
+    audit = None if actor is None else _Audit(services.store.audit, actor, sent)
+    try:
+        created = await services.bangwo8.create_ticket(ticket, request_id=key)
+    except VendorError as exc:
+        if audit is not None:
+            await audit.record(_outcome_of(exc), "ticket not created", error=str(exc))
+        raise
+    info = TicketInfo.of(created)
+    if audit is not None:
+        await audit.record("ok", f"ticket {info.id}")
+    return CreatedTicket(ticket=info, request_id=key)
+
+
+class _Audit:
+    """One create's audit entry, written once its outcome is known."""
+
+    def __init__(self, log: AuditLog, actor: Actor, sent: dict[str, Any]) -> None:
+        self.log = log
+        self.actor = actor
+        self.sent = sent
+
+    async def record(self, outcome: Outcome, target: str, *, error: str | None = None) -> None:
+        entry = AuditEntry(
+            actor=self.actor,
+            vendor="bangwo8",
+            operation="create_ticket",
+            target=target,
+            sent=self.sent,
+            outcome=outcome,
+            error=" ".join(error.split()) if error else None,
+        )
+        await self.log.record(entry)
+
+
+def _outcome_of(error: VendorError) -> Outcome:
+    """`unknown` when the request may have reached Bangwo8 and the answer was lost."""
+    if isinstance(error, VendorUnavailableError) and error.request_sent:
+        return "unknown"
+    return "failed"
 
 
 def _custom_field_list(fields: dict[str, CustomValue] | None) -> list[dict[str, Any]] | None:

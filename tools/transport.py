@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -92,8 +93,9 @@ class LocalRateLimiter:
 
     Each `acquire` reserves the next free slot on a timeline (`slot = max(now, last +
     1/rate)`, the GCRA of a bucket of one) and sleeps until it. Slots are absolute, so a late
-    wake-up never pushes later requests back and no burst ever forms: any one-second window
-    holds at most `rate` + 1 starts, and an idle API banks nothing.
+    wake-up never pushes later requests back, and an idle API banks nothing. Waiters woken
+    late by a busy event loop are held back so that any one-second window holds at most
+    ceil(`rate`) actual starts: no burst ever forms.
 
     Why not `aiolimiter` (which crmops used first): its bucket of one measures each wait from
     the moment the previous waiter woke, so timer overshoot accumulates and it reaches only
@@ -107,20 +109,38 @@ class LocalRateLimiter:
         self.rate = rate
         self._clock = clock
         self._next: dict[str, float] = {}
+        self._per_window = math.ceil(rate)
+        self._granted: dict[str, deque[float]] = {}
         self.stats: dict[str, PaceStats] = {}
 
     async def acquire(self, api: str) -> None:
         now = self._clock()
         slot = max(now, self._next.get(api, now))
         self._next[api] = slot + 1 / self.rate
-        self._count(api, slot)
         if slot > now:
             await asyncio.sleep(slot - now)
+        started = await self._within_one_second_window(api)
+        self._count(api, max(slot, started))
 
-    def _count(self, api: str, slot: float) -> None:
-        stats = self.stats.setdefault(api, PaceStats(first=slot))
+    async def _within_one_second_window(self, api: str) -> float:
+        # Slots are absolute, so waiters that a busy event loop wakes late (a slow journal
+        # write, the machine's other load) would go out together. This keeps the actual
+        # grant times at most ceil(rate) in any one second, whatever the wake-ups did:
+        # bunched starts are what a vendor's strict sliding window refuses.
+        granted = self._granted.setdefault(api, deque(maxlen=self._per_window))
+        while len(granted) == self._per_window:
+            wait = granted[0] + 1.0 - self._clock()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        now = self._clock()
+        granted.append(now)
+        return now
+
+    def _count(self, api: str, granted: float) -> None:
+        stats = self.stats.setdefault(api, PaceStats(first=granted))
         stats.granted += 1
-        stats.last = slot
+        stats.last = granted
 
 
 AnswerCheck = Callable[[httpx.Response, Endpoint], None]

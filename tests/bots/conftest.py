@@ -21,9 +21,9 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp
 
 from bots.app import build_app
+from bots.fake_slack import FakeSlack
 from bots.serving import EVENTS_PATH, build_http_app
 from bots.settings import AccessSettings, SlackSettings
-from tests.bots.fake_slack import FakeSlack
 from tests.sandbox import Sandbox, sandbox, settings
 from tools.bulk import AuditEntry, Store, sqlite_store
 from tools.services import Services
@@ -33,9 +33,9 @@ from tools.transport import RetryPolicy
 
 __all__ = ["sandbox", "settings"]
 
-BOT_TOKEN = "xoxb-sandbox-4b1d2f7c9e"
-APP_TOKEN = "xapp-1-sandbox-8c3e5a"
-SIGNING_SECRET = "sandbox-signing-secret-5e0f2a"
+BOT_TOKEN = "xoxb-sandbox-CANARY-4b1d2f7c9e"
+APP_TOKEN = "xapp-1-sandbox-CANARY-8c3e5a"
+SIGNING_SECRET = "sandbox-signing-CANARY-5e0f2a"
 SLACK_SECRETS = (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET)
 WRITER = "U0WRITER"
 READER = "U0READER"

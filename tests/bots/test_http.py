@@ -16,7 +16,7 @@ from tests.bots.conftest import (
     audit_entries,
     sign,
 )
-from tests.bots.fake_slack import wait_until
+from tests.bots.waiting import wait_until
 from tests.sandbox import SECRETS, Sandbox
 from tools.bulk import Store
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bots.fake_slack import FakeSlack
 from tests.bots.conftest import CHANNEL, TEAM, WRITER, SlackEndpoint, audit_entries
-from tests.bots.fake_slack import FakeSlack, wait_until
 from tests.bots.test_http import _confirmation_id, _text
+from tests.bots.waiting import wait_until
 from tests.sandbox import Sandbox
 from tools.bulk import Store
 

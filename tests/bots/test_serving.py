@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from bots.app import build_app
 from bots.cli import register
+from bots.fake_slack import FakeSlack
 from bots.serving import socket_mode_handler
 from bots.settings import AccessSettings, SlackSettings
 from tests.bots.conftest import (
@@ -30,8 +31,8 @@ from tests.bots.conftest import (
     SlackEndpoint,
     sign,
 )
-from tests.bots.fake_slack import FakeSlack, wait_until
 from tests.bots.test_http import _text
+from tests.bots.waiting import wait_until
 from tests.sandbox import Sandbox
 from tools.bulk import Store
 from tools.services import Services

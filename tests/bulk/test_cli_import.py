@@ -124,6 +124,8 @@ def test_kill_9_mid_import_then_resume_lands_every_row_exactly_once(
         "xiaolanben",
     ]
     child_env = {**os.environ, "XIAOLANBEN_RATE_LIMIT": "20", "PYTHONPATH": str(ROOT)}
+    # The killed run's rows stay claimed until its lease runs out: keep the resume's wait short.
+    child_env["CRMOPS_IMPORT_LEASE"] = "2"
     child = subprocess.Popen(
         command, env=child_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

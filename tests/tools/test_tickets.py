@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
 
-from tests.sandbox import Sandbox
-from tools.errors import InputError
+from tests.sandbox import SECRETS, Sandbox
+from tools.bulk import Actor
+from tools.errors import InputError, VendorError
 from tools.services import Services
 from tools.tickets import create_ticket, list_tickets
 
@@ -74,3 +76,52 @@ async def test_a_reversed_range_is_an_input_error(services: Services, sandbox: S
     with pytest.raises(InputError, match="created_start is after created_end"):
         await list_tickets(services, created_start=date(2025, 2, 1), created_end=date(2025, 1, 1))
     assert sandbox.bangwo8.counters["requests"] == 0
+
+
+# --- the audit log ----------------------------------------------------------------------------
+
+
+async def test_a_create_with_an_actor_is_audited_with_what_was_sent(
+    services: Services, sandbox: Sandbox
+) -> None:
+    actor = Actor("cli", "alice")
+    created = await create_ticket(
+        services, subject="无法登录", message="报错 502", priority=2, actor=actor
+    )
+    [entry] = await services.store.audit.recent()
+    assert (entry.actor, entry.vendor, entry.operation) == (actor, "bangwo8", "create_ticket")
+    assert (entry.outcome, entry.target) == ("ok", f"ticket {created.ticket.id}")
+    assert entry.sent["subject"] == "无法登录"
+    assert entry.sent["priorityLevel"] == 2
+    assert entry.sent["request_id"] == created.request_id
+    stored = json.dumps(entry.sent, ensure_ascii=False)
+    assert not any(secret in stored for secret in SECRETS)
+
+
+async def test_a_failed_create_is_audited_as_failed(services: Services, sandbox: Sandbox) -> None:
+    sandbox.bangwo8.faults.fail_next = 100
+    with pytest.raises(VendorError):
+        await create_ticket(services, subject="s", message="m", actor=Actor("mcp", "cursor"))
+    [entry] = await services.store.audit.recent()
+    assert (entry.outcome, entry.actor.name) == ("failed", "cursor")
+    assert entry.error is not None
+    assert "503" in entry.error
+
+
+async def test_a_create_whose_answer_is_lost_is_audited_as_unknown(
+    services: Services, sandbox: Sandbox
+) -> None:
+    sandbox.bangwo8.faults.drop_next = 100
+    sandbox.bangwo8.faults.drop_after_processing = True
+    with pytest.raises(VendorError):
+        await create_ticket(services, subject="s", message="m", actor=Actor("slack", "U1"))
+    [entry] = await services.store.audit.recent()
+    assert entry.outcome == "unknown"
+    assert entry.sent["request_id"]  # what to retry with
+
+
+async def test_a_create_without_an_actor_leaves_the_audit_to_the_caller(
+    services: Services, sandbox: Sandbox
+) -> None:
+    await create_ticket(services, subject="s", message="m")
+    assert await services.store.audit.recent() == []

@@ -8,12 +8,13 @@ from tools.bulk.engine import (
     BulkImportReport,
     ImportProgress,
     ProgressCallback,
+    RowCallbacks,
     RowProblem,
     bulk_import,
     fingerprint,
 )
 from tools.bulk.journal import ImportJournal, ImportKey, JournalCounts, RowState
-from tools.bulk.readers import SourceRow, read_rows
+from tools.bulk.readers import Records, SourceRow, read_rows
 from tools.bulk.store import Store, data_dir, db_path, open_store, sqlite_store
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "ImportProgress",
     "JournalCounts",
     "ProgressCallback",
+    "Records",
+    "RowCallbacks",
     "RowProblem",
     "RowState",
     "SourceRow",

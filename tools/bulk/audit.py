@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import sqlite3
@@ -32,6 +33,14 @@ class Actor:
 
     surface: Surface
     name: str
+
+    @classmethod
+    def local_user(cls, surface: Surface = "cli") -> Actor:
+        """The person logged in to this machine (the CLI's actor)."""
+        try:
+            return cls(surface, getpass.getuser())
+        except (OSError, KeyError):  # no login name (a container without a passwd entry)
+            return cls(surface, "unknown")
 
 
 @dataclass(frozen=True)

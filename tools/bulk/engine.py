@@ -11,26 +11,33 @@ ceiling, each row exactly once across interruptions::
    valid rows as pending and the others as rejected (row number, field, reason) — before
    anything is sent. A row whose identity an earlier row has is rejected as a duplicate.
 2. Send: chunks of the vendor's batch size go out concurrently (`concurrency` in flight)
-   through the client's per-API rate limiter and pooled connections. Each chunk is journaled
-   `sent` before the request and `confirmed`/`failed` from the answer. A chunk the vendor
-   refuses as a whole is split until the refused rows are found.
+   through the client's per-API rate limiter and pooled connections. Each chunk is claimed
+   from the journal (`sent`, held by this run) before the request and journaled
+   `confirmed`/`failed` from the answer. A chunk the vendor refuses as a whole is split
+   until the refused rows are found.
 3. Report: the whole import from the journal, earlier runs included.
 
 Exactly once: a rerun of the same file (`resume=True`) sends only rows not yet confirmed or
 failed. A row left `sent` (answer lost, process killed) is sent again, which the vendors
 treat as an update of the same customer (SocialEpoch by whatsApp, Xiaolanben by entName or
-customerName, contacts by phone) — never a second customer.
+customerName, contacts by phone) — never a second customer. Runs of one import at the same
+time (replicas sharing a PostgreSQL journal, a resume while the first run goes on) claim
+different rows, and a run ends when no other live run still sends any (see the journal).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import itertools
 import json
+import os
+import socket
 import tempfile
 import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -51,7 +58,7 @@ from tools.bulk.journal import (
     Rejection,
     RowUpdate,
 )
-from tools.bulk.readers import SourceRow, file_format, read_rows
+from tools.bulk.readers import Records, Source, SourceRow, file_format, read_rows
 from tools.bulk.store import Store, sqlite_store
 from tools.bulk.targets import ImportTarget, import_target
 from tools.errors import (
@@ -74,6 +81,8 @@ DEFAULT_CONCURRENCY = 16
 """Requests in flight; at 50 req/s the ceiling needs 50 x latency (5 at 100 ms)."""
 PLAN_BATCH = 1000
 MAX_FAILED_CHUNKS_IN_A_ROW = 5
+OTHERS_POLL_SECONDS = 0.5
+"""How often a run that has nothing left to claim checks on rows other runs are sending."""
 REPORTED_REJECTIONS = 100
 
 
@@ -90,6 +99,10 @@ class ImportProgress:
 
 
 ProgressCallback = Callable[[ImportProgress], None]
+OutcomeCallback = Callable[[int, RecordOutcome], None]
+"""Told each row's outcome as it settles in this run: (row number, outcome)."""
+ValidCallback = Callable[[int, dict[str, Any]], None]
+"""Told each valid row as planned: (row number, the payload exactly as it will be sent)."""
 
 
 class RowProblem(BaseModel):
@@ -140,6 +153,9 @@ class BulkImportReport(BaseModel):
         default_factory=list, description=f"the first {REPORTED_REJECTIONS} rows not imported"
     )
     stopped: str | None = Field(default=None, description="why this run stopped early")
+    last_error: str | None = Field(
+        default=None, description="the last vendor failure in this run (its rows stay resumable)"
+    )
     note: str | None = None
 
     @property
@@ -148,20 +164,34 @@ class BulkImportReport(BaseModel):
 
 
 @dataclass(frozen=True)
+class RowCallbacks:
+    """What a caller that shows each row (the MCP tool) is told, besides the report.
+
+    `refuse_invalid`: when any row fails the checks, raise `InputError` listing every such
+    row before anything is sent, instead of sending the valid ones.
+    """
+
+    on_valid: ValidCallback | None = None
+    on_outcome: OutcomeCallback | None = None
+    refuse_invalid: bool = False
+
+
+@dataclass(frozen=True)
 class _Options:
     vendor: BulkVendor
-    source: Path
+    source: Source
     mapping: Mapping[str, str]
     sheet: str | None
     concurrency: int
     progress: ProgressCallback | None
     actor: Actor
+    rows: RowCallbacks
 
 
 async def bulk_import(
     services: Services,
     *,
-    source: Path,
+    source: Source,
     vendor: BulkVendor,
     store: Store | None,
     actor: Actor,
@@ -173,8 +203,10 @@ async def bulk_import(
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: ProgressCallback | None = None,
     rejections_csv: Path | None = None,
+    rows: RowCallbacks | None = None,
 ) -> BulkImportReport:
-    """Import the customers in `source` into `vendor`; see the module docstring.
+    """Import the customers in `source` (a file, or `Records` in memory) into `vendor`; see
+    the module docstring.
 
     `mapping` maps a column header to a vendor field name. Without `resume`, a file already
     partly sent to this account is refused (`InputError`) rather than silently continued.
@@ -185,7 +217,16 @@ async def bulk_import(
     """
     if concurrency < 1:
         raise InputError([Problem("concurrency", "must be at least 1")])
-    options = _Options(vendor, source, dict(mapping or {}), sheet, concurrency, progress, actor)
+    options = _Options(
+        vendor,
+        source,
+        dict(mapping or {}),
+        sheet,
+        concurrency,
+        progress,
+        actor,
+        rows or RowCallbacks(),
+    )
     target = import_target(services, vendor, xiaolanben_flags=xiaolanben_flags)
     file_format(source)
     if not dry_run:
@@ -216,11 +257,14 @@ async def _journal_store(store: Store | None, dry_run: bool) -> AsyncIterator[St
             await throwaway.aclose()
 
 
-def fingerprint(source: Path, vendor: str, mapping: Mapping[str, str], sheet: str | None) -> str:
-    """sha256 of the file's bytes and of what changes how they are read."""
+def fingerprint(source: Source, vendor: str, mapping: Mapping[str, str], sheet: str | None) -> str:
+    """sha256 of the file's bytes (the records' JSON) and of what changes how they are read."""
     digest = hashlib.sha256()
     options = {"vendor": vendor, "mapping": dict(sorted(mapping.items())), "sheet": sheet}
     digest.update(json.dumps(options, ensure_ascii=False).encode())
+    if isinstance(source, Records):
+        digest.update(source.digest())
+        return digest.hexdigest()
     with source.open("rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
@@ -246,8 +290,12 @@ class _Run:
         self.rows_sent = 0
         self.settled_now = 0
         self.stopped: str | None = None
+        self.last_error: str | None = None
         self.started = self.run_started = time.monotonic()
         self.send_seconds = 0.0
+        # Who holds the rows this run claims (see journal): the host and process, for people.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._unsent: set[int] = set()
         self._failed_in_a_row = 0
         self._counts = JournalCounts()
         self._settled = 0
@@ -264,6 +312,8 @@ class _Run:
         self.number = await self.journal.start_run(record.id)
         rows_read = record.rows_read if record.planned else await self._plan()
         self._counts = await self.journal.counts(self.import_id)
+        if self.options.rows.refuse_invalid and self._counts.rejected:
+            await self._refuse_invalid()
         if dry_run:
             return await self._report(rows_read, dry_run=True, note=note)
         if note is None:
@@ -316,6 +366,16 @@ class _Run:
         await self.journal.mark_planned(self.import_id, rows_read=read)
         return read
 
+    async def _refuse_invalid(self) -> None:
+        in_memory = isinstance(self.options.source, Records)
+        problems = [
+            Problem(r.field or "record", r.reason, r.number - 1)
+            if in_memory
+            else Problem(f"row {r.number}: {r.field or 'row'}", r.reason)
+            async for r in self.journal.rejections(self.import_id)
+        ]
+        raise InputError(problems, summary="invalid customers, nothing was sent")
+
     def _check_columns(self, first: SourceRow) -> None:
         if self.options.vendor == "socialepoch":
             return  # 000: a column that is no standard field is a tenant extended field
@@ -363,6 +423,8 @@ class _Run:
             rejected += [Rejection(row.number, p.field, p.message, identity) for p in exc.problems]
             return
         valid.append(NewRow(row.number, prepared.identity, prepared.conflict, prepared.payload))
+        if self.options.rows.on_valid is not None:
+            self.options.rows.on_valid(row.number, prepared.payload)
 
     # --- sending ------------------------------------------------------------------------
     async def _send_all(self) -> None:
@@ -372,10 +434,10 @@ class _Run:
         self.started = time.monotonic()
         self._settled, self._failed = self._counts.settled, self._counts.failed
         try:
-            async with asyncio.TaskGroup() as group:
+            async with self._holding_rows(), asyncio.TaskGroup() as group:
                 group.create_task(self._produce(queue))
-                for _ in range(self.options.concurrency):
-                    group.create_task(self._work(queue))
+                for number in range(self.options.concurrency):
+                    group.create_task(self._work(queue, delay=number / self.target.pace))
         except* CrmopsError as failures:
             raise failures.exceptions[0] from None
         finally:
@@ -383,30 +445,67 @@ class _Run:
         self._counts = await self.journal.counts(self.import_id)
 
     async def _produce(self, queue: asyncio.Queue[list[JournalRow] | None]) -> None:
+        # Rows are claimed (journaled `sent`, held by this run) a chunk's worth at a time, so
+        # replicas running this import together each send different rows. Claiming more at
+        # once holds the event loop longer (20 ms for 1,000 SQLite rows: a slot at 50 req/s).
         chunker = _Chunker(self.target.batch_size)
-        after = 0
         while self.stopped is None:
-            page = await self.journal.unsettled(self.import_id, after=after, limit=PLAN_BATCH)
-            if not page:
+            page = await self.journal.claim(
+                self.import_id,
+                owner=self.owner,
+                limit=self.target.batch_size,
+                lease_seconds=self.store.lease_seconds,
+            )
+            self._unsent.update(row.number for row in page)
+            for chunk in chunker.add(page) if page else chunker.flush():
+                await queue.put(chunk)
+            if not page and not await self._others_sending():
                 break
-            after = page[-1].number
-            for chunk in chunker.add(page):
-                await queue.put(chunk)
-        for chunk in chunker.flush():
-            if self.stopped is None:
-                await queue.put(chunk)
         for _ in range(self.options.concurrency):
             await queue.put(None)
 
-    async def _work(self, queue: asyncio.Queue[list[JournalRow] | None]) -> None:
+    async def _others_sending(self) -> bool:
+        """Whether other runs still send rows of this import, after a pause to let them:
+        their rows may come back unanswered, or their lease run out, and be ours to send."""
+        if await self.journal.held_elsewhere(self.import_id, owner=self.owner) == 0:
+            return False
+        await asyncio.sleep(OTHERS_POLL_SECONDS)
+        return True
+
+    @asynccontextmanager
+    async def _holding_rows(self) -> AsyncIterator[None]:
+        """Renew the lease on this run's rows while it sends. When it stops, rows claimed
+        but never sent go back to pending and the rest are free for the next run at once."""
+        heartbeat = asyncio.create_task(self._renew_lease())
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            with contextlib.suppress(CrmopsError):  # database gone: the lease runs out anyway
+                unsent = [RowUpdate(number, "pending") for number in sorted(self._unsent)]
+                await self.journal.update_rows(self.import_id, unsent)
+                await self.journal.release(self.owner)
+
+    async def _renew_lease(self) -> None:
+        lease = self.store.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            await self.journal.renew(self.owner, lease_seconds=lease)
+
+    async def _work(self, queue: asyncio.Queue[list[JournalRow] | None], *, delay: float) -> None:
+        # Workers start one rate-limit slot apart. Started together, they would all journal
+        # and encode their first chunk at once: the event loop then wakes the first slots
+        # tens of ms late, and those late starts share a one-second window with the on-time
+        # starts a second later, which the vendor's sliding window refuses.
+        await asyncio.sleep(delay)
         while (chunk := await queue.get()) is not None:
             if self.stopped is None:
                 await self._deliver(chunk)
 
     async def _deliver(self, chunk: Sequence[JournalRow]) -> None:
         """Send one chunk and journal what became of each of its rows."""
-        numbers = [row.number for row in chunk]
-        await self.journal.update_rows(self.import_id, [RowUpdate(n, "sent") for n in numbers])
+        self._unsent.difference_update(row.number for row in chunk)  # claimed: already `sent`
         self.requests += 1
         self.rows_sent += len(chunk)
         try:
@@ -437,6 +536,9 @@ class _Run:
             self.import_id, [RowUpdate(chunk[0].number, "failed", "failed", reason=reason)]
         )
         self._progressed(settled=1, failed=1)
+        self._tell(
+            chunk[0].number, RecordOutcome(key=chunk[0].identity, status="failed", reason=reason)
+        )
         await self._audit_chunk(chunk, "failed", reason)
 
     async def _unanswered(self, chunk: Sequence[JournalRow], error: VendorError) -> None:
@@ -447,6 +549,7 @@ class _Run:
         final = isinstance(error, AuthenticationError | RequestRejectedError)
         state: Literal["pending", "sent"] = "pending" if never_arrived or final else "sent"
         reason = _one_line(error)
+        self.last_error = reason
         await self.journal.update_rows(
             self.import_id, [RowUpdate(row.number, state, reason=reason) for row in chunk]
         )
@@ -467,6 +570,8 @@ class _Run:
         await self.journal.update_rows(self.import_id, updates)
         failed = sum(update.state == "failed" for update in updates)
         self._progressed(settled=len(chunk), failed=failed)
+        for row, outcome in zip(chunk, outcomes, strict=True):
+            self._tell(row.number, outcome)
         await self._audit_chunk(chunk, "partial" if failed else "ok", None)
 
     async def _unanswered_count(self, chunk: Sequence[JournalRow], got: int) -> None:
@@ -477,6 +582,10 @@ class _Run:
         await self._audit_chunk(chunk, "unknown", reason)
 
     # --- progress, audit, report --------------------------------------------------------
+    def _tell(self, number: int, outcome: RecordOutcome) -> None:
+        if self.options.rows.on_outcome is not None:
+            self.options.rows.on_outcome(number, outcome)
+
     def _progressed(self, *, settled: int, failed: int) -> None:
         self.settled_now += settled
         self._settled += settled
@@ -558,6 +667,7 @@ class _Run:
             extended_columns=self.extended,
             problems=problems,
             stopped=self.stopped,
+            last_error=self.last_error,
             note=note,
         )
 

@@ -12,8 +12,18 @@ identity (the vendor's dedupe key: one row per identity). A row moves through
 the next run sends it again — safe because both vendors upsert by the identity. `failed` is
 final: the vendor refused that record, so sending it again would fail again.
 
-`ImportJournal` is the storage interface; `SqliteJournal` the embedded implementation (a
-PostgreSQL one can follow: nothing here leaks SQL to callers).
+Several runs of one import (replicas, or a resume while the first run still goes) share the
+rows through `claim`: it moves rows to `sent`, held by the claiming run (its `owner`) for a
+lease, until their next update. A run renews the lease of its rows while it sends (`renew`)
+and gives it up when it stops (`release`). Rows under a live lease are nobody else's; rows
+whose lease ran out (a killed run) or ended (answered, given up) are free again: a `sent`
+one is "answer unknown" and goes out again. So two live runs never send one row twice, and
+a dead run's rows go out again after at most one lease. A run claims each row at most once
+(a row it gave back waits for another run). The lease is on the row itself (`held_by`,
+`held_until`), so a claim decides from the row alone, atomic on every backend.
+
+`ImportJournal` is the storage interface; `SqliteJournal` the embedded implementation and
+`tools.bulk.postgres.PostgresJournal` the shared one: nothing here leaks SQL to callers.
 """
 
 from __future__ import annotations
@@ -21,7 +31,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -141,7 +152,34 @@ class ImportJournal(Protocol):
         ...
 
     async def update_rows(self, import_id: int, updates: Sequence[RowUpdate]) -> None:
-        """Apply `updates` together; a move to `sent` counts one more attempt."""
+        """Apply `updates` together; a move to `sent` counts one more attempt.
+
+        An updated row is no longer held: a row moved back to `sent` (answer unknown) or
+        `pending` may be claimed again at once by another run.
+        """
+        ...
+
+    async def claim(
+        self, import_id: int, *, owner: str, limit: int, lease_seconds: float
+    ) -> list[JournalRow]:
+        """Take at most `limit` rows to send for the run `owner`, in row order, atomically.
+
+        The rows are pending rows and sent rows with no live lease, that `owner` has not
+        claimed before; they come back `sent` (one more attempt), held by `owner` for
+        `lease_seconds`. Concurrent claims never return the same row.
+        """
+        ...
+
+    async def renew(self, owner: str, *, lease_seconds: float) -> None:
+        """Hold `owner`'s rows for `lease_seconds` more (the run's heartbeat)."""
+        ...
+
+    async def release(self, owner: str) -> None:
+        """End the lease of `owner`'s rows: those still `sent` may be claimed at once."""
+        ...
+
+    async def held_elsewhere(self, import_id: int, *, owner: str) -> int:
+        """Rows of the import being sent right now by another live run than `owner`."""
         ...
 
     async def counts(self, import_id: int) -> JournalCounts: ...
@@ -150,6 +188,9 @@ class ImportJournal(Protocol):
         """Every rejected row (input problems, then vendor refusals), by row number."""
         ...
 
+
+SCHEMA_VERSION = 2
+"""1: the first journal; 2: rows claimed by a run (`held_by`) for a lease (`held_until`)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS imports (
@@ -177,10 +218,14 @@ CREATE TABLE IF NOT EXISTS import_rows (
     reason TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     updated_at REAL NOT NULL,
+    held_by TEXT,
+    held_until REAL,
     PRIMARY KEY (import_id, row_number),
     UNIQUE (import_id, identity)
 );
 CREATE INDEX IF NOT EXISTS import_rows_by_state ON import_rows (import_id, state, row_number);
+CREATE INDEX IF NOT EXISTS import_rows_unsettled ON import_rows (import_id, row_number)
+    WHERE state IN ('pending', 'sent');
 CREATE TABLE IF NOT EXISTS import_rejections (
     import_id INTEGER NOT NULL REFERENCES imports (id),
     row_number INTEGER NOT NULL,
@@ -192,6 +237,12 @@ CREATE TABLE IF NOT EXISTS import_rejections (
 """
 
 
+_HELD_INDEX = (
+    "CREATE INDEX IF NOT EXISTS import_rows_held ON import_rows (held_by)"
+    " WHERE held_until IS NOT NULL"
+)
+
+
 class SqliteJournal:
     """`ImportJournal` in a SQLite database (WAL: readers never block the writer).
 
@@ -201,6 +252,28 @@ class SqliteJournal:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._immediate():
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(import_rows)")}
+            if "held_by" not in columns:  # a version 1 file
+                self._db.execute("ALTER TABLE import_rows ADD COLUMN held_by TEXT")
+                self._db.execute("ALTER TABLE import_rows ADD COLUMN held_until REAL")
+            self._db.execute(_HELD_INDEX)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """One write transaction that takes the database's write lock at once, so what it
+        reads cannot change under it (another process waits up to the busy timeout)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.rollback()
+            raise
+        self._db.commit()
 
     async def open_import(self, key: ImportKey, *, source: str) -> ImportRecord:
         now = time.time()
@@ -228,11 +301,10 @@ class SqliteJournal:
 
     async def start_run(self, import_id: int) -> int:
         with self._db:
-            self._db.execute(
-                "UPDATE imports SET runs = runs + 1, updated_at = ? WHERE id = ?",
+            (runs,) = self._db.execute(
+                "UPDATE imports SET runs = runs + 1, updated_at = ? WHERE id = ? RETURNING runs",
                 (time.time(), import_id),
-            )
-        (runs,) = self._db.execute("SELECT runs FROM imports WHERE id = ?", (import_id,)).fetchone()
+            ).fetchone()
         return int(runs)
 
     async def add_rows(self, import_id: int, rows: Sequence[NewRow]) -> list[tuple[int, int]]:
@@ -293,13 +365,58 @@ class SqliteJournal:
             self._db.executemany(
                 "UPDATE import_rows SET state = ?, status = coalesce(?, status),"
                 " vendor_id = coalesce(?, vendor_id), reason = ?,"
-                " attempts = attempts + (? = 'sent'), updated_at = ?"
+                " attempts = attempts + (? = 'sent'), updated_at = ?,"
+                " held_until = NULL"
                 " WHERE import_id = ? AND row_number = ?",
                 [
                     (u.state, u.status, u.vendor_id, u.reason, u.state, now, import_id, u.number)
                     for u in updates
                 ],
             )
+
+    async def claim(
+        self, import_id: int, *, owner: str, limit: int, lease_seconds: float
+    ) -> list[JournalRow]:
+        now = time.time()
+        with self._immediate():  # the write lock first: no other process claims meanwhile
+            found = self._db.execute(
+                "SELECT row_number, identity, conflict, payload FROM import_rows"
+                " WHERE import_id = ? AND state IN ('pending', 'sent')"
+                " AND (held_until IS NULL OR held_until <= ?)"
+                " AND (held_by IS NULL OR held_by <> ?)"
+                " ORDER BY row_number LIMIT ?",
+                (import_id, now, owner, limit),
+            ).fetchall()
+            self._db.executemany(
+                "UPDATE import_rows SET state = 'sent', held_by = ?, held_until = ?,"
+                " attempts = attempts + 1, updated_at = ? WHERE import_id = ? AND row_number = ?",
+                [(owner, now + lease_seconds, now, import_id, number) for number, *_ in found],
+            )
+        return [JournalRow(n, i, c, json.loads(p), "sent") for n, i, c, p in found]
+
+    async def renew(self, owner: str, *, lease_seconds: float) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE import_rows SET held_until = ?"
+                " WHERE held_by = ? AND held_until IS NOT NULL",
+                (time.time() + lease_seconds, owner),
+            )
+
+    async def release(self, owner: str) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE import_rows SET held_until = NULL"
+                " WHERE held_by = ? AND held_until IS NOT NULL",
+                (owner,),
+            )
+
+    async def held_elsewhere(self, import_id: int, *, owner: str) -> int:
+        (held,) = self._db.execute(
+            "SELECT count(*) FROM import_rows WHERE held_until > ? AND held_by <> ?"
+            " AND import_id = ? AND state = 'sent'",
+            (time.time(), owner, import_id),
+        ).fetchone()
+        return int(held)
 
     async def counts(self, import_id: int) -> JournalCounts:
         by_state: dict[str, int] = dict.fromkeys(("pending", "sent", "confirmed", "failed"), 0)

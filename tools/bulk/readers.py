@@ -5,6 +5,9 @@
         row.cells    # {"手机号": "8613800138000", ...}; empty cells are left out
         row.error    # set when the row itself is unreadable (e.g. broken JSON)
 
+Records already in memory (an MCP tool's list) are read the same way, as JSON lines would be:
+`read_rows(Records("import_customer", [{...}, {...}]))` numbers them 1, 2, ...
+
 Formats by file suffix: `.csv`/`.txt` (UTF-8 with or without BOM; GB18030 when the file is
 not UTF-8, as Excel on a Chinese Windows saves it), `.tsv`, `.xlsx`/`.xlsm` (the first sheet
 or `sheet`), `.jsonl`/`.ndjson` (one JSON object a line; values may nest, e.g. `contacts`).
@@ -13,8 +16,9 @@ or `sheet`), `.jsonl`/`.ndjson` (one JSON object a line; values may nest, e.g. `
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -48,8 +52,32 @@ class SourceRow:
     error: str | None = None
 
 
-def file_format(path: Path) -> FileFormat:
-    """The format `path`'s suffix names, or `InputError` listing the ones read."""
+@dataclass(frozen=True)
+class Records:
+    """Customer records in memory, as an input: record `i` (from 0) is row `i + 1`.
+
+    `name` stands for a file name in reports and the audit log (e.g. the tool's name).
+    """
+
+    name: str
+    items: Sequence[Mapping[str, Any]]
+
+    def digest(self) -> bytes:
+        """The records' canonical JSON: what identifies this input across calls."""
+        text = json.dumps(list(self.items), ensure_ascii=False, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).digest()
+
+
+Source = Path | Records
+"""What a bulk import reads: a file, or records in memory."""
+
+
+def file_format(path: Source) -> FileFormat:
+    """The format `path`'s suffix names, or `InputError` listing the ones read.
+
+    `Records` read as JSON lines: each one an object of fields, which may nest."""
+    if isinstance(path, Records):
+        return "jsonl"
     found = _SUFFIXES.get(path.suffix.lower())
     if found is None:
         known = ", ".join(sorted(_SUFFIXES))
@@ -60,11 +88,13 @@ def file_format(path: Path) -> FileFormat:
     return found
 
 
-def read_rows(path: Path, *, sheet: str | None = None) -> Iterator[SourceRow]:
+def read_rows(path: Source, *, sheet: str | None = None) -> Iterator[SourceRow]:
     """The data rows of `path`, streamed; blank rows are skipped (their numbers are not reused).
 
     Raises `InputError` for a missing file, an unknown type, a missing header or sheet.
     """
+    if isinstance(path, Records):
+        return _record_rows(path)
     kind = file_format(path)
     if not path.is_file():
         raise InputError(
@@ -142,6 +172,14 @@ def _jsonl_rows(path: Path) -> Iterator[SourceRow]:
                 yield SourceRow(number, error="each line must be a JSON object of fields")
                 continue
             yield SourceRow(number, {k: v for k, v in value.items() if not _blank(v)})
+
+
+def _record_rows(records: Records) -> Iterator[SourceRow]:
+    for number, record in enumerate(records.items, start=1):
+        if not isinstance(record, Mapping):
+            yield SourceRow(number, error="each record must be an object of fields")
+            continue
+        yield SourceRow(number, {str(k): v for k, v in record.items() if not _blank(v)})
 
 
 def _header(values: list[Any] | None, path: Path) -> list[str]:

@@ -4,9 +4,10 @@
         await bulk_import(services, store=store, ...)
         await store.audit.record(...)
 
-The file is `CRMOPS_DB`, else `crmops.db` in the user's data directory (`data_dir()`).
-`Store` is the seam for other backends: a PostgreSQL store would provide the same `journal`
-and `audit` interfaces.
+`CRMOPS_DATABASE_URL=postgresql://...` puts them in PostgreSQL, shared by every replica
+(`tools.bulk.postgres`); otherwise they are in the SQLite file `CRMOPS_DB`, else `crmops.db`
+in the user's data directory (`data_dir()`). Both backends give the same `journal` and
+`audit` interfaces, so callers never know which one they have.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,20 +26,27 @@ from tools.errors import ConfigurationError
 from tools.settings import CrmopsSettings
 
 DB_NAME = "crmops.db"
+DEFAULT_LEASE_SECONDS = 30.0
 _BUSY_TIMEOUT_MS = 10_000
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass
 class Store(AsyncClosing):
-    """The import journal and the audit log, and how to close them."""
+    """The import journal and the audit log, and how to close them.
+
+    `location` says where they are (a file, or a PostgreSQL URL without its password);
+    `lease_seconds` is how long an import run's claim on rows outlives its last heartbeat.
+    """
 
     journal: ImportJournal
     audit: AuditLog
     location: str
-    _connection: sqlite3.Connection
+    _close: Callable[[], Awaitable[None]]
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
 
     async def aclose(self) -> None:
-        self._connection.close()
+        await self._close()
 
 
 def data_dir() -> Path:
@@ -58,8 +67,31 @@ def db_path(settings: CrmopsSettings) -> Path:
 
 
 def open_store(settings: CrmopsSettings) -> Store:
-    """Open (creating when new) the SQLite database of `settings`."""
-    path = db_path(settings)
+    """Open the store of `settings`: PostgreSQL for a `postgresql://` `CRMOPS_DATABASE_URL`,
+    else the SQLite file (created when new).
+
+    A PostgreSQL store connects, and creates its tables, when first used: an unreachable
+    server is a `ConfigurationError` then, naming the URL without its password.
+    """
+    url = settings.database_url.get_secret_value() if settings.database_url else ""
+    if url.startswith(POSTGRES_SCHEMES):
+        # psycopg takes ~0.15 s to import: only a PostgreSQL store pays for it.
+        from tools.bulk.postgres import postgres_store  # noqa: PLC0415
+
+        store = postgres_store(url)
+    elif url:
+        raise ConfigurationError(
+            vendor="crmops",
+            detail="CRMOPS_DATABASE_URL must start with postgresql:// (unset it to use the "
+            "SQLite file CRMOPS_DB)",
+        )
+    else:
+        store = _open_sqlite(db_path(settings))
+    store.lease_seconds = settings.import_lease
+    return store
+
+
+def _open_sqlite(path: Path) -> Store:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return sqlite_store(path)
@@ -81,9 +113,13 @@ def sqlite_store(path: Path | str) -> Store:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")
+
+    async def close() -> None:
+        connection.close()
+
     return Store(
         journal=SqliteJournal(connection),
         audit=SqliteAuditLog(connection),
         location=str(path),
-        _connection=connection,
+        _close=close,
     )

@@ -39,6 +39,11 @@ class ImportTarget(Protocol):
     vendor: BulkVendor
     batch_size: int
 
+    @property
+    def pace(self) -> float:
+        """Requests per second the client's limiter allows (the vendor's limit x headroom)."""
+        ...
+
     def tenant(self) -> str:
         """Whose data this is: the account and the host (sandbox ≠ production)."""
         ...
@@ -66,6 +71,10 @@ class SocialEpochTarget:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._settings = services.settings.socialepoch
+
+    @property
+    def pace(self) -> float:
+        return self._settings.rate_limit * self._services.settings.crmops.rate_headroom
 
     def tenant(self) -> str:
         if not self._settings.tenant_id:
@@ -116,6 +125,10 @@ class XiaolanbenTarget:
         self._settings = services.settings.xiaolanben
         self._flags = flags
 
+    @property
+    def pace(self) -> float:
+        return self._settings.rate_limit * self._services.settings.crmops.rate_headroom
+
     def tenant(self) -> str:
         if not self._settings.company_id:
             return UNCONFIGURED
@@ -125,19 +138,24 @@ class XiaolanbenTarget:
         self._settings.require()
 
     def prepare(self, record: Mapping[str, Any]) -> PreparedRow:
-        record = _with_contact_ids(record)
-        customer = validate_customer(record)
-        problems = [
+        no_phone = _contacts_without_phone(record)
+        phone_problems = [
             Problem(
                 f"{CONTACTS}[{position}].phone",
                 "a contact needs a phone: the vendor matches contacts by phone, so a resend "
                 "after a lost answer would add one without a phone twice",
             )
-            for position, contact in enumerate(customer.contacts)
-            if not contact.phone
+            for position in no_phone
         ]
-        if problems:
-            raise InputError(problems)
+        try:
+            customer = validate_customer(_with_contact_ids(record))
+        except InputError as exc:
+            # The phone is the fix (it becomes the contact's thirdDataId), so say only that.
+            hidden = {f"{CONTACTS}[{position}].thirdDataId" for position in no_phone}
+            others = [p for p in exc.problems if p.field not in hidden]
+            raise InputError(others + phone_problems) from None
+        if phone_problems:
+            raise InputError(phone_problems)
         return PreparedRow(customer.identity, customer.wire(), customer.customer_name)
 
     async def send(self, payloads: Sequence[Mapping[str, Any]]) -> list[RecordOutcome]:
@@ -151,6 +169,17 @@ def import_target(
     if vendor == "socialepoch":
         return SocialEpochTarget(services)
     return XiaolanbenTarget(services, xiaolanben_flags)
+
+
+def _contacts_without_phone(record: Mapping[str, Any]) -> list[int]:
+    contacts = record.get(CONTACTS)
+    if not isinstance(contacts, list):
+        return []
+    return [
+        position
+        for position, contact in enumerate(contacts)
+        if isinstance(contact, Mapping) and not str(contact.get("phone") or "").strip()
+    ]
 
 
 def _with_contact_ids(record: Mapping[str, Any]) -> Mapping[str, Any]:

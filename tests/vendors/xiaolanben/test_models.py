@@ -109,7 +109,7 @@ def test_limits_count_java_string_length() -> None:
 
 @pytest.mark.parametrize(
     ("field", "limit"),
-    [("name", 30), ("position", 30), ("dept", 30), ("phone", 30), ("tel", 30), ("wechat", 30),
+    [("name", 30), ("position", 30), ("dept", 30), ("tel", 30), ("wechat", 30),
      ("qq", 30), ("email", 100), ("addr", 200), ("logo", 400)],
 )  # fmt: skip
 def test_contact_length_limits(field: str, limit: int) -> None:
@@ -118,6 +118,15 @@ def test_contact_length_limits(field: str, limit: int) -> None:
         [{"customerName": "c", "contacts": [contact(**{field: "a" * (limit + 1)})]}]
     )
     assert [p.field for p in problems] == [f"contacts[0].{field}"]
+
+
+def test_contact_phone_must_be_a_phone_number() -> None:
+    # 003 matches contacts by phone: a garbled one would make a second contact.
+    for phone in ("13912345678", "+86 139-1234-5678", "021 6288 1234"):
+        validate_customer({"customerName": "c", "contacts": [contact(phone=phone)]})
+    for phone in ("a" * 30, "1", "1" * 31, "139 1234 567x"):
+        problems = problems_of([{"customerName": "c", "contacts": [contact(phone=phone)]}])
+        assert [p.field for p in problems] == ["contacts[0].phone"]
 
 
 def test_customer_name_limits() -> None:

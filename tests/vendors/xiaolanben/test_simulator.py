@@ -13,9 +13,8 @@ from pydantic import SecretStr
 
 from tests.vendors.xiaolanben.conftest import COMPANY_ID, SIGN_KEY
 from tools.simulation import ServedApp, serve
-from tools.vendors.xiaolanben.auth import XiaolanbenAuth, sign
+from tools.vendors.xiaolanben.auth import EXPIRED, XiaolanbenAuth, sign
 from tools.vendors.xiaolanben.simulator import (
-    EXPIRED,
     IMPORT_MANY_PATH,
     IMPORT_ONE_PATH,
     NO_SIGNATURE,

@@ -7,6 +7,9 @@
 request is yielded from the auth flow, so it shares the connection pool and timeouts), keeps
 it until shortly before it expires, shares one fetch among concurrent requests, and on a 401
 fetches a new token once and resends. It works with `httpx.AsyncClient` only.
+
+Where the token is kept is a `TokenCache`: in this process by default, in Redis for
+replicas (`tools.backends.redis.RedisTokenCache`) so they share one token.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hmac
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 from pydantic import SecretStr, ValidationError
@@ -66,22 +70,54 @@ class Bangwo8BasicAuth(httpx.Auth):
 
 
 @dataclass(frozen=True)
-class _Token:
+class CachedToken:
+    """A bearer token and when (the auth's clock, epoch seconds) to fetch the next one."""
+
     value: SecretStr
     refresh_at: float
+
+
+class TokenCache(Protocol):
+    """Where `Bangwo8OAuth` keeps its token; one cache per client id."""
+
+    async def get(self) -> CachedToken | None:
+        """The token, or None when there is none (or it is due for a refresh)."""
+        ...
+
+    async def put(self, token: CachedToken) -> None:
+        """Keep `token` until its `refresh_at`."""
+        ...
+
+
+class MemoryTokenCache:
+    """The default `TokenCache`: this process only."""
+
+    def __init__(self) -> None:
+        self._token: CachedToken | None = None
+
+    async def get(self) -> CachedToken | None:
+        return self._token
+
+    async def put(self, token: CachedToken) -> None:
+        self._token = token
 
 
 class Bangwo8OAuth(httpx.Auth):
     """OAuth2 client credentials: a cached Bearer token, fetched from `token_url` on demand."""
 
     def __init__(
-        self, client_id: str, client_secret: SecretStr, token_url: str, clock: Clock = time.time
+        self,
+        client_id: str,
+        client_secret: SecretStr,
+        token_url: str,
+        clock: Clock = time.time,
+        cache: TokenCache | None = None,
     ) -> None:
         self._client_id = client_id
         self._client_header = basic_header(client_id, client_secret)
         self._token_url = token_url
         self._clock = clock
-        self._token: _Token | None = None
+        self._cache: TokenCache = cache or MemoryTokenCache()
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -96,15 +132,16 @@ class Bangwo8OAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         await request.aread()  # the body may be sent twice (after a 401)
-        refused: _Token | None = None
+        refused: CachedToken | None = None
         for _ in range(2):
             async with self._lock:  # one fetch at a time; the others then reuse its token
-                token = self._token
-                if token is None or token is refused or self._clock() >= token.refresh_at:
+                token = await self._cache.get()
+                if token is None or token == refused or self._clock() >= token.refresh_at:
                     sent_at = self._clock()
                     answer = yield self._token_request(request)
                     await answer.aread()
-                    token = self._token = _read_token(answer, sent_at)
+                    token = _read_token(answer, sent_at)
+                    await self._cache.put(token)
             request.headers["Authorization"] = f"Bearer {token.value.get_secret_value()}"
             response = yield request
             # 004: no refresh token; a 401 means the token was revoked or expired early.
@@ -125,7 +162,7 @@ class Bangwo8OAuth(httpx.Auth):
         )
 
 
-def _read_token(answer: httpx.Response, sent_at: float) -> _Token:
+def _read_token(answer: httpx.Response, sent_at: float) -> CachedToken:
     if not answer.is_success:
         raise token_error(answer)
     try:
@@ -140,4 +177,4 @@ def _read_token(answer: httpx.Response, sent_at: float) -> _Token:
             body="",  # it may hold a token
         ) from exc
     margin = min(REFRESH_MARGIN, token.expires_in / 2)
-    return _Token(value=token.access_token, refresh_at=sent_at + token.expires_in - margin)
+    return CachedToken(value=token.access_token, refresh_at=sent_at + token.expires_in - margin)

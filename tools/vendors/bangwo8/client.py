@@ -28,7 +28,7 @@ from tools.transport import (
     VendorTransport,
     read_json,
 )
-from tools.vendors.bangwo8.auth import Bangwo8BasicAuth, Bangwo8OAuth
+from tools.vendors.bangwo8.auth import Bangwo8BasicAuth, Bangwo8OAuth, TokenCache
 from tools.vendors.bangwo8.errors import REQUEST_ID_HEADER, VENDOR, check_answer
 from tools.vendors.bangwo8.models import (
     PER_PAGE_MAX,
@@ -63,13 +63,14 @@ class Bangwo8Client(AsyncClosing):
         rate_limiter: RateLimiter | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        token_cache: TokenCache | None = None,
     ) -> None:
         settings.require()
         self._transport = VendorTransport.configured(
             vendor=VENDOR,
             base_url=settings.url,
             rate_limit=settings.rate_limit,
-            auth=_auth(settings, clock),
+            auth=_auth(settings, clock, token_cache),
             check_answer=check_answer,
             crmops=crmops,
             headers={"Accept": "application/json"},
@@ -119,10 +120,12 @@ class Bangwo8Client(AsyncClosing):
         await self._transport.aclose()
 
 
-def _auth(settings: Bangwo8Settings, clock: Callable[[], float]) -> httpx.Auth:
+def _auth(
+    settings: Bangwo8Settings, clock: Callable[[], float], cache: TokenCache | None = None
+) -> httpx.Auth:
     if settings.uses_oauth and settings.client_id and settings.client_secret:
         token_url = settings.url.rstrip("/") + TOKEN_PATH
-        return Bangwo8OAuth(settings.client_id, settings.client_secret, token_url, clock)
+        return Bangwo8OAuth(settings.client_id, settings.client_secret, token_url, clock, cache)
     if settings.account and settings.password:
         return Bangwo8BasicAuth(settings.account, settings.password)
     raise AssertionError("unreachable: settings.require() passed")  # pragma: no cover

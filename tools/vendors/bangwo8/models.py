@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from tools.errors import InputError, Problem
+from tools.text import check_text
 
 CHINA_TIME = timezone(timedelta(hours=8))
 """004 names no time zone; the vendor (and its web console) run on China time."""
@@ -130,6 +131,11 @@ class TicketCreate(BaseModel):
             flat.setdefault("replyMsg", data["ticketReply"].get("replyMsg"))
             return flat
         return data
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters_or_formulas(cls, value: object) -> object:
+        return check_text(value)
 
     @field_validator("subject")
     @classmethod

@@ -38,9 +38,9 @@ from tools.vendors.bangwo8.auth import basic_header_matches, bearer_token
 from tools.vendors.bangwo8.models import CHINA_TIME, FILTER_TIME_FORMAT, PER_PAGE_MAX
 
 SANDBOX_ACCOUNT = "demo@bangwo8.sandbox"
-SANDBOX_PASSWORD = SecretStr("sandbox-password")
+SANDBOX_PASSWORD = SecretStr("sandbox-CANARY-password")
 SANDBOX_CLIENT_ID = "sandbox-client"
-SANDBOX_CLIENT_SECRET = SecretStr("sandbox-client-secret")
+SANDBOX_CLIENT_SECRET = SecretStr("sandbox-CANARY-client-secret")
 
 REQUEST_ID_TTL = 24 * 3600.0
 FIRST_TICKET_ID = 2_751_201
@@ -81,6 +81,7 @@ class Bangwo8Simulator(Simulator):
         self._next_id = FIRST_TICKET_ID
         self._tokens: dict[str, float] = {}
         self._created_by_request_id: dict[str, tuple[int, float]] = {}
+        self._bearer_calls_left: int | None = None
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -102,6 +103,10 @@ class Bangwo8Simulator(Simulator):
     def expire_tokens(self) -> None:
         """Revoke every issued token now (the next API call with one gets 401)."""
         self._tokens.clear()
+
+    def expire_tokens_after(self, calls: int) -> None:
+        """Revoke every token once `calls` more API calls were let in with one (mid-import)."""
+        self._bearer_calls_left = calls
 
     # --- OAuth2 token -----------------------------------------------------------------
     async def _issue_token(self, request: Request) -> Response:
@@ -126,7 +131,12 @@ class Bangwo8Simulator(Simulator):
         if basic_header_matches(header, self.account, self._password):
             return None
         token = bearer_token(header)
+        if self._bearer_calls_left == 0:
+            self._bearer_calls_left = None
+            self.expire_tokens()
         if token is not None and self._tokens.get(token, 0.0) > self.clock():
+            if self._bearer_calls_left is not None:
+                self._bearer_calls_left -= 1
             return None
         self.counters["unauthorized"] += 1
         return self.error_response(401, "401", "Unauthorized")

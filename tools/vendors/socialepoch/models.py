@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from tools.errors import InputError, Problem
+from tools.text import check_text, text_problem
 
 BIRTHDAY_FORMAT = "%Y/%m/%d"
 """000: `birthday` is `yyyy/MM/dd` (sample `2020/03/08`)."""
@@ -159,6 +160,11 @@ class SocialEpochCustomer(_CustomerFields):
     def _whatsapp_is_valid(cls, value: str) -> str:
         return normalize_whatsapp(value)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters_or_formulas(cls, value: object) -> object:
+        return check_text(value)
+
     @field_validator("sex", mode="before")
     @classmethod
     def _sex_lowercase(cls, value: object) -> object:
@@ -227,6 +233,8 @@ def extended_field_errors(fields: Mapping[str, object]) -> dict[str, str]:
             )
         elif isinstance(value, float) and not math.isfinite(value):
             errors[name] = "an extended field value must be a finite number"
+        elif isinstance(value, str) and (problem := text_problem(value)) is not None:
+            errors[name] = problem
     return errors
 
 

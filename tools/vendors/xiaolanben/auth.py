@@ -10,12 +10,20 @@ the body text of a POST/PUT. `sign()` is the vendor's `SignUtil.sign` line for l
 `XiaolanbenAuth` applies it to the request httpx is about to send::
 
     client = httpx.AsyncClient(auth=XiaolanbenAuth(SecretStr(key)))
+
+Because `h_t` must be within 10 s of the *vendor's* clock, `XiaolanbenAuth` reads the `Date`
+header of every answer and signs with the vendor's time when this machine's clock is off by
+more than `SKEW_TOLERANCE`; a request refused as expired (403 请求签名已过期) is signed again
+with the corrected time and sent once more.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import hmac
+import json
+import logging
 import threading
 import time
 import unicodedata
@@ -23,6 +31,8 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 
 import httpx
 from pydantic import SecretStr
+
+log = logging.getLogger("crmops.http")
 
 SIGN_PARAM = "h_sign"
 TIME_PARAM = "h_t"
@@ -32,6 +42,11 @@ _JAVA_NO_BREAK = frozenset("\u00a0\u2007\u202f")
 _JAVA_CONTROL_SPACE = frozenset("\t\n\u000b\f\r\u001c\u001d\u001e\u001f")
 
 SignParams = Mapping[str, str | Sequence[str]]
+
+EXPIRED = "请求签名已过期"
+"""The 403 message of an `h_t` outside the vendor's 10 s window (003 names none; ours)."""
+SKEW_TOLERANCE = 2.0
+"""Seconds of clock difference left alone: `Date` has whole seconds, and 10 s is the window."""
 
 
 def java_order(text: str) -> bytes:
@@ -110,16 +125,25 @@ class XiaolanbenAuth(httpx.Auth):
     Query parameters with an empty value are removed before signing: 003's prose says
     they take no part, its `SignUtil` signs them as `key=` (README "Xiaolanben"), so a
     request that never carries one is verified the same either way.
+
+    `h_t` is this machine's clock plus `offset`, the vendor's clock lead learnt from the
+    answers' `Date` headers (see the module docstring).
     """
 
     requires_request_body = True
+    requires_response_body = True  # to recognise a 403 "expired" answer
 
     def __init__(self, sign_key: SecretStr, clock: Callable[[], float] = time.time) -> None:
         self._key = sign_key
-        self._ticker = MillisecondTicker(clock)
+        self._clock = clock
+        self.offset = 0.0
+        self._ticker = MillisecondTicker(self._vendor_time)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sign_key={self._key!r})"
+
+    def _vendor_time(self) -> float:
+        return self._clock() + self.offset
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         pairs = [
@@ -127,12 +151,60 @@ class XiaolanbenAuth(httpx.Auth):
             for name, value in request.url.params.multi_items()
             if value and name not in _IGNORED
         ]
-        t = self._ticker.next()
         body = request.content.decode("utf-8") if request.content else None
-        signature = sign(self._key.get_secret_value(), _grouped(pairs), body, t)
-        signed = (*pairs, (TIME_PARAM, str(t)), (SIGN_PARAM, signature))
-        request.url = request.url.copy_with(params=httpx.QueryParams(signed))
-        yield request
+        for _ in range(2):
+            t = self._ticker.next()
+            signature = sign(self._key.get_secret_value(), _grouped(pairs), body, t)
+            signed = (*pairs, (TIME_PARAM, str(t)), (SIGN_PARAM, signature))
+            request.url = request.url.copy_with(params=httpx.QueryParams(signed))
+            response = yield request
+            corrected = self._learn_offset(response)
+            # 003: an expired h_t was refused before the vendor acted: safe to send again.
+            if not (corrected and _is_expired(response)):
+                return
+
+    def _learn_offset(self, response: httpx.Response) -> bool:
+        """Adopt the vendor's clock from `Date` if it differs; True when `offset` changed."""
+        vendor_now = _date_of(response)
+        if vendor_now is None:
+            return False
+        # Date is whole seconds, rounded down: the vendor's time is half a second on average.
+        measured = vendor_now + 0.5 - self._clock()
+        if abs(measured - self.offset) <= SKEW_TOLERANCE:
+            return False
+        if abs(measured) <= SKEW_TOLERANCE:
+            measured = 0.0
+        log.warning(
+            "xiaolanben: this machine's clock is %.0f s %s the vendor's (its Date header); "
+            "signing h_t with the vendor's time. Sync this clock (NTP).",
+            abs(measured),
+            "behind" if measured > 0 else "ahead of",
+        )
+        self.offset = measured
+        # A new ticker: the old one would never hand out a time earlier than its last.
+        self._ticker = MillisecondTicker(self._vendor_time)
+        return True
+
+
+def _date_of(response: httpx.Response) -> float | None:
+    """The answer's `Date` as epoch seconds, or None if it has none or it is unreadable."""
+    text = response.headers.get("date")
+    if not text:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _is_expired(response: httpx.Response) -> bool:
+    if response.status_code != 403:
+        return False
+    try:
+        errors = json.loads(response.content).get("errors") or []
+    except (ValueError, AttributeError):
+        return False
+    return any(isinstance(e, dict) and e.get("message") == EXPIRED for e in errors)
 
 
 def _grouped(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:

@@ -18,6 +18,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
+import phonenumbers
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,10 +31,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from tools.errors import InputError, Problem
+from tools.text import check_text, text_problem
 
 CUSTOM_FIELD_PREFIX = "customizeField."
 MAX_CONTACTS = 10
 _BIRTHDAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PHONE_CHARS = re.compile(r"^\s*\+?[\d\s\-()]{5,30}$")
 
 
 def java_length(text: str) -> int:
@@ -65,6 +68,11 @@ class _Record(BaseModel):
         populate_by_name=True, extra="allow", frozen=True, coerce_numbers_to_str=True
     )
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters_or_formulas(cls, value: object) -> object:
+        return check_text(value)
+
     @model_validator(mode="after")
     def _only_custom_fields_extra(self) -> Self:
         unknown = [key for key in self.model_extra or {} if not is_custom_field(key)]
@@ -74,6 +82,12 @@ class _Record(BaseModel):
                 "unknown field(s) {fields}",
                 {"fields": unknown},
             )
+        for key, value in (self.model_extra or {}).items():
+            problem = text_problem(value) if isinstance(value, str) else None
+            if problem is not None:
+                raise PydanticCustomError(
+                    "bad_text", "{key}: {problem}", {"key": key, "problem": problem}
+                )
         return self
 
     @property
@@ -84,6 +98,17 @@ class _Record(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The JSON object sent to the vendor: vendor names, unset fields left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _is_possible_phone(value: str) -> bool:
+    """Digits (spaces, dashes, brackets and a leading + allowed) a phone number can have."""
+    if not _PHONE_CHARS.match(value):
+        return False
+    try:
+        number = phonenumbers.parse(value, "CN")
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(phonenumbers.is_possible_number(number))
 
 
 def is_custom_field(key: str) -> bool:
@@ -117,6 +142,17 @@ class XiaolanbenContact(_Record):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_is_a_phone_number(cls, value: str | None) -> str | None:
+        # 003 matches contacts by phone, so a garbled one would make a second contact.
+        if value is not None and value.strip() and not _is_possible_phone(value):
+            raise ValueError(
+                f"{value!r} is not a phone number: give a mobile number such as 13912345678 "
+                "(or +8613912345678); put other numbers in tel"
+            )
+        return value
 
     @field_validator("birthday")
     @classmethod
@@ -368,6 +404,10 @@ def _duplicates(customers: Iterable[XiaolanbenCustomer | None]) -> list[Problem]
 def _problems(error: ErrorDetails, index: int | None) -> list[Problem]:
     if error["type"] == "unknown_field":
         return []  # listed by _unknown_keys
+    if error["type"] == "bad_text":  # a customizeField.<id> value
+        ctx = error.get("ctx") or {}
+        path = _join(field_path(error["loc"]), str(ctx.get("key")))
+        return [Problem(path, str(ctx.get("problem")), index)]
     return [Problem(field_path(error["loc"]), _message(error), index)]
 
 

@@ -6,7 +6,8 @@
         ...
 
 Every request is checked like the vendor does: `h_t`/`h_sign` present (403 请求未包含签名信息),
-`h_t` within 10 s of now (403 请求签名已过期 — 003 names no message for it), `companyId` known
+`h_t` within 10 s of its clock (403 请求签名已过期 — 003 names no message for it;
+`faults.clock_skew` sets that clock off, every answer's `Date` shows it), `companyId` known
 (401), the signature recomputed from the raw query and body (401 请求未经过认证), and the same
 signature refused a second time within 10 s (403 请求不允许重复执行). Parameters are validated
 (400 请求参数错误: ...), customers are deduplicated by entName/customerName and contacts by phone.
@@ -29,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tools.simulation import Clock, ReplayGuard, Simulator
-from tools.vendors.xiaolanben.auth import SIGN_PARAM, TIME_PARAM, signature_matches
+from tools.vendors.xiaolanben.auth import EXPIRED, SIGN_PARAM, TIME_PARAM, signature_matches
 
 OPEN = "/blue-crm/api/v1/open"
 IMPORT_ONE_PATH = f"{OPEN}/customer/import/customerWithContact"
@@ -38,7 +39,6 @@ STAFF_PATH = f"{OPEN}/companycenter/staffs"
 
 NO_SIGNATURE = "请求未包含签名信息"
 REPLAYED = "请求不允许重复执行"
-EXPIRED = "请求签名已过期"
 BAD_SIGNATURE_PARAM = "签名参数错误"
 UNAUTHENTICATED = "请求未经过认证"
 TOO_MANY = "请求过于频繁"
@@ -212,7 +212,8 @@ class XiaolanbenSimulator(Simulator):
             raise Refused(403, NO_SIGNATURE)
         if not h_t.isdigit():
             raise Refused(403, f"{BAD_SIGNATURE_PARAM}: h_t 应为毫秒时间戳")
-        if abs(self.clock() * 1000 - int(h_t)) > self.window * 1000:
+        # The server's own clock: `faults.clock_skew` sets it off (its Date header shows it).
+        if abs(self.server_time() * 1000 - int(h_t)) > self.window * 1000:
             raise Refused(403, EXPIRED)
         if request.headers.get("companyId") != self.company_id:
             raise Refused(401, UNAUTHENTICATED)

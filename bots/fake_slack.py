@@ -1,10 +1,14 @@
 """A fake Slack on loopback: Web API, `response_url` hooks, file downloads and uploads, and a
-Socket Mode WebSocket. It records every call; tests read `calls`, `hook_posts`, `acks`.
+Socket Mode WebSocket. `crmops sandbox` serves it so the Slack bot runs with no workspace;
+the tests drive the bot against it. It records every call (`calls`, `hook_posts`, `acks`)::
 
     fake = FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
     with serve(fake.app) as served:
         fake.url = served.url
         settings = SlackSettings(api_url=fake.api_url, ...)
+
+What the bot posted to a `response_url` made by `hook_url(name)` can be read back over
+HTTP too: `GET {url}/hooks/{name}` answers `{"posts": [...]}` (for other processes).
 
 Strict where Slack is: a wrong token is `{"ok": false, "error": "invalid_auth"}`; a file
 download without the bot token answers Slack's HTML sign-in page with status 200; a
@@ -18,7 +22,6 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -101,6 +104,7 @@ class FakeSlack:
             routes=[
                 Route("/api/{method}", self._api, methods=["GET", "POST"]),
                 Route("/hooks/{name}", self._hook, methods=["POST"]),
+                Route("/hooks/{name}", self._hook_posts, methods=["GET"]),
                 Route("/files/{file_id}/{rest:path}", self._download, methods=["GET"]),
                 Route("/upload/{file_id}", self._upload, methods=["POST"]),
                 WebSocketRoute("/socket", self._socket),
@@ -164,6 +168,9 @@ class FakeSlack:
         posts.append(json.loads(await request.body()))
         return PlainTextResponse("ok")
 
+    async def _hook_posts(self, request: Request) -> Response:
+        return JSONResponse({"posts": self.hook_posts.get(request.path_params["name"], [])})
+
     async def _download(self, request: Request) -> Response:
         stored = self.files.get(request.path_params["file_id"])
         self.calls.append(SlackCall("files.download", _bearer(request), {}))
@@ -226,12 +233,3 @@ def _bearer(request: Request) -> str | None:
 def _json_field(data: dict[str, Any], name: str) -> Any:
     value = data.get(name)
     return json.loads(value) if isinstance(value, str) else value
-
-
-async def wait_until(check: Callable[[], bool], *, within: float = 5.0) -> None:
-    """Return once `check()` is true; `AssertionError` after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition did not come true in time")
-        await asyncio.sleep(0.01)

@@ -1,0 +1,109 @@
+"""`crmops doctor`: check each configured vendor's settings and make one harmless read.
+
+    crmops doctor                 # a table, and what each failure means and what to do
+    crmops doctor --json          # the report for scripts
+    crmops doctor --env-file prod.env
+
+Exit codes, as the rest of `crmops` (server/cli.py): 0 every configured vendor answered;
+78 settings missing or wrong (or no vendor configured at all); 69 a vendor failed or
+refused. The checks themselves are `tools.doctor`.
+
+`register(app)` adds the command to a Typer app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tools.doctor import DoctorReport, Outcome, VendorCheck, diagnose
+from tools.errors import ConfigurationError
+
+# The same values as server/cli.py's EXIT_* (not imported: server/cli.py imports this module).
+EXIT_CODES: dict[Outcome, int] = {"ok": 0, "failing": 69, "misconfigured": 78}
+EXIT_CONFIG = 78
+
+_STATUS_STYLE = {
+    "ok": "[green]ok[/]",
+    "not_configured": "[dim]not configured[/]",
+    "misconfigured": "[yellow]settings incomplete[/]",
+    "failing": "[red]failing[/]",
+}
+
+
+def register(app: typer.Typer) -> None:
+    """Add `crmops doctor` to `app`."""
+    app.command("doctor")(doctor)
+
+
+def doctor(
+    *,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    env_file: Annotated[
+        Path, typer.Option("--env-file", help="settings file read after the environment")
+    ] = Path(".env"),
+) -> None:
+    """Check each configured vendor: settings complete, and one harmless read answered."""
+    try:
+        report = anyio.run(lambda: diagnose(env_file=env_file))
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        print_report(Console(), report)
+    raise typer.Exit(EXIT_CODES[report.outcome])
+
+
+def print_report(console: Console, report: DoctorReport) -> None:
+    """The checks as a table, then each problem explained."""
+    table = Table(title="crmops doctor", title_justify="left")
+    table.add_column("vendor")
+    table.add_column("status")
+    table.add_column("check")
+    table.add_column("result", overflow="fold")
+    for check in report.checks:
+        table.add_row(check.vendor, _STATUS_STYLE[check.status], check.check, _result(check))
+    console.print(table)
+    for check in report.checks:
+        _explain(console, check)
+    console.print(_verdict(report), highlight=False)
+
+
+def _result(check: VendorCheck) -> str:
+    took = f" ({check.seconds:.2f} s)" if check.seconds is not None else ""
+    return check.summary + took
+
+
+def _explain(console: Console, check: VendorCheck) -> None:
+    if check.status not in {"failing", "misconfigured"}:
+        return
+    console.print(f"\n{check.vendor}: {check.summary}", highlight=False, markup=False)
+    lines = [
+        ("where", check.url),
+        ("HTTP status", str(check.http_status) if check.http_status else None),
+        ("meaning", check.meaning),
+        ("what to do", check.action),
+    ]
+    for label, text in lines:
+        if text:
+            console.print(f"  {label}: {text}", highlight=False, markup=False)
+
+
+def _verdict(report: DoctorReport) -> str:
+    if report.outcome == "ok":
+        return "\nevery configured vendor answered"
+    if all(check.status == "not_configured" for check in report.checks):
+        return (
+            "\nno vendor is configured: set the variables of at least one (see README, "
+            "Configuration), or try everything first with `crmops sandbox --tour`"
+        )
+    if report.outcome == "misconfigured":
+        return "\nsome settings are missing or wrong: fix them, then run crmops doctor again"
+    return "\na vendor failed: see what to do above"

@@ -1,0 +1,312 @@
+"""`crmops staff`, `customer`, `ticket`, `tickets`: the tool functions at a terminal.
+
+    crmops staff 王                                   # Xiaolanben staff whose name has 王
+    crmops customer "+86 182 2173 3141"               # a SocialEpoch customer by WhatsApp number
+    crmops ticket "无法登录" --message "登录页报错 502" --priority 2
+    crmops tickets --since 2025-01-01 --limit 50 --json
+
+Each command calls the same tool function as the MCP tool and the Slack command, prints a
+table (or, with `--json`, the tool's result model as JSON on stdout, for scripts), and exits
+as the rest of `crmops`: 0 done, 2 usage, 65 bad input, 69 the vendor failed or refused, 78
+configuration missing, 130 interrupted. A failure is one line on stderr (and, with `--json`,
+`{"error": {...}}` on stdout). `crmops ticket` records the OS user in the audit log.
+
+`register(app)` adds the commands to a Typer app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from server.cli_import import EXIT_INTERRUPTED, error_code
+from tools.bulk import Actor
+from tools.customers import CustomerQuery, query_customer
+from tools.errors import CrmopsError, InputError, Problem
+from tools.services import Services
+from tools.settings import Settings
+from tools.staff import MAX_STAFF, StaffList, list_staff
+from tools.tickets import (
+    MAX_TICKETS_PER_PAGE,
+    CodeValue,
+    CreatedTicket,
+    TicketInfo,
+    TicketList,
+    create_ticket,
+    list_tickets,
+)
+
+Result = TypeVar("Result", bound=BaseModel)
+
+AsJson = Annotated[bool, typer.Option("--json", help="print the result as JSON (for scripts)")]
+EnvFile = Annotated[
+    Path, typer.Option("--env-file", help="settings file read after the environment")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add `staff`, `customer`, `ticket` and `tickets` to `app`."""
+    app.command("staff")(staff)
+    app.command("customer")(customer)
+    app.command("ticket")(ticket)
+    app.command("tickets")(tickets)
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+
+def staff(
+    search: Annotated[
+        str | None, typer.Argument(help="a name fragment or a full mobile number")
+    ] = None,
+    *,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_STAFF, help="at most this many")] = 50,
+    as_json: AsJson = False,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """List Xiaolanben (小蓝本) staff: the staffId that owns imported customers."""
+    result = _run(env_file, as_json, lambda s: list_staff(s, search=search, limit=limit))
+    _show(result, as_json, _staff_table)
+
+
+def customer(
+    whatsapp: Annotated[
+        list[str],
+        typer.Argument(
+            help="the WhatsApp number with country code, e.g. 8618221733141 or +86 182 2173 3141"
+        ),
+    ],
+    *,
+    as_json: AsJson = False,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Look up a SocialEpoch (WhatsApp SCRM) customer by WhatsApp number."""
+    number = "".join(whatsapp)  # people paste numbers with spaces: +86 182 2173 3141
+    result = _run(env_file, as_json, lambda s: query_customer(s, whatsapp=number))
+    _show(result, as_json, _customer_table)
+    if result.not_found and not as_json:
+        Console(stderr=True).print(f"not found: {', '.join(result.not_found)}", markup=False)
+
+
+def ticket(
+    subject: Annotated[str, typer.Argument(help="the ticket's title")],
+    *,
+    message: Annotated[str, typer.Option("--message", "-m", help="the customer's request")],
+    priority: Annotated[str | None, typer.Option(help="priorityLevel id (e.g. 1-4)")] = None,
+    ticket_type: Annotated[str | None, typer.Option("--type", help="ticketType id")] = None,
+    description: Annotated[str | None, typer.Option(help="internal description")] = None,
+    request_id: Annotated[
+        str | None,
+        typer.Option(help="the request id of an earlier attempt whose outcome is unknown"),
+    ] = None,
+    as_json: AsJson = False,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """Create a Bangwo8 (帮我吧) helpdesk ticket."""
+    result = _run(
+        env_file,
+        as_json,
+        lambda s: create_ticket(
+            s,
+            subject=subject,
+            message=message,
+            priority=_code(priority),
+            ticket_type=_code(ticket_type),
+            description=description,
+            request_id=request_id,
+            actor=Actor.local_user("cli"),
+        ),
+    )
+    _show(result, as_json, _created_table)
+
+
+def tickets(
+    *,
+    since: Annotated[
+        str | None, typer.Option(help="created at or after: yyyy-MM-dd or yyyy-MM-ddTHH:MM:SS")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="created at or before (a date: the whole day)")
+    ] = None,
+    page: Annotated[int, typer.Option(min=1, help="page number, from 1")] = 1,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_TICKETS_PER_PAGE, help="tickets per page")
+    ] = 20,
+    as_json: AsJson = False,
+    env_file: EnvFile = Path(".env"),
+) -> None:
+    """List Bangwo8 (帮我吧) helpdesk tickets, newest first."""
+    result = _run(
+        env_file,
+        as_json,
+        lambda s: list_tickets(
+            s,
+            created_start=_when("--since", since),
+            created_end=_when("--until", until),
+            created_order="desc",
+            page=page,
+            limit=limit,
+        ),
+    )
+    _show(result, as_json, _tickets_table)
+
+
+# --- running a tool -------------------------------------------------------------------------
+
+
+def _run(env_file: Path, as_json: bool, call: Callable[[Services], Awaitable[Result]]) -> Result:
+    """`call` with the services of the settings; a failure exits with its code."""
+
+    async def run() -> Result:
+        async with Services(Settings.load(env_file=env_file)) as services:
+            return await call(services)
+
+    with failures_as_exit_codes(as_json):
+        return asyncio.run(run())
+    raise AssertionError("unreachable: failures exit")  # pragma: no cover
+
+
+@contextmanager
+def failures_as_exit_codes(as_json: bool) -> Iterator[None]:
+    """A `CrmopsError` becomes one line on stderr (and JSON on stdout) and its exit code."""
+    try:
+        yield
+    except CrmopsError as exc:
+        text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        code = error_code(exc)
+        if as_json:
+            typer.echo(json.dumps({"error": _error_json(exc, code)}, ensure_ascii=False))
+        typer.echo(f"error: {text}", err=True)
+        raise typer.Exit(code) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _error_json(error: CrmopsError, code: int) -> dict[str, Any]:
+    found: dict[str, Any] = {"type": type(error).__name__, "exit_code": code}
+    found["message"] = str(error)
+    if isinstance(error, InputError):
+        found["problems"] = [
+            {"field": p.field, "index": p.index, "message": p.message} for p in error.problems
+        ]
+    return found
+
+
+def _show(result: Result, as_json: bool, table: Callable[[Result], Table]) -> None:
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    Console().print(table(result))
+
+
+def _code(value: str | None) -> CodeValue | None:
+    """An id as the vendor takes it: digits as a number, anything else as given."""
+    if value is None:
+        return None
+    return int(value) if value.strip().isdigit() else value
+
+
+def _when(option: str, text: str | None) -> datetime | date | None:
+    if text is None:
+        return None
+    try:
+        if len(text) <= len("yyyy-mm-dd"):
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            [Problem(option, f"{text!r}: write yyyy-MM-dd or yyyy-MM-ddTHH:MM:SS")],
+            summary="invalid date",
+        ) from None
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+
+def _staff_table(result: StaffList) -> Table:
+    table = Table("staffId", "name", "mobile", "department", "role", title="Xiaolanben staff")
+    for member in result.staff:
+        table.add_row(
+            str(member.staff_id),
+            member.real_name or "",
+            member.mobile or "",
+            member.department or "",
+            member.role or "",
+        )
+    if result.more_available:
+        table.caption = "more staff match: raise --limit or narrow the search"
+    return table
+
+
+def _customer_table(result: CustomerQuery) -> Table:
+    table = Table("whatsApp", "name", "tags", "stage", "agent", title="SocialEpoch customers")
+    for record in result.customers:
+        table.add_row(
+            record.whatsapp,
+            record.friend_name or "",
+            record.tab_name or "",
+            record.stage or "",
+            record.agent_account or "",
+        )
+    return table
+
+
+def _created_table(result: CreatedTicket) -> Table:
+    table = Table(title="Bangwo8 ticket created", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    info = result.ticket
+    for label, value in (
+        ("id", info.id),
+        ("subject", info.subject),
+        ("status", info.status),
+        ("priority", info.priority),
+        ("request id", result.request_id),
+    ):
+        table.add_row(label, "" if value is None else str(value))
+    return table
+
+
+def _tickets_table(result: TicketList) -> Table:
+    table = Table("id", "subject", "status", "priority", "created", title="Bangwo8 tickets")
+    for info in result.tickets:
+        table.add_row(
+            str(info.id),
+            info.subject,
+            _text(info.status),
+            _text(info.priority),
+            _time(info),
+        )
+    more = ", more on the next page" if result.more_available else ""
+    table.caption = f"page {result.page}, {result.count} ticket(s) in all{more}"
+    return table
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _time(info: TicketInfo) -> str:
+    return info.created_at.isoformat(" ", "minutes") if info.created_at else ""
+
+
+def standalone_app() -> typer.Typer:
+    """A Typer app with only these commands: for tests and `python -m server.cli_tools`."""
+    standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    register(standalone)
+    return standalone
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m server.cli_tools staff ...`
+    standalone_app()(args=sys.argv[1:])
