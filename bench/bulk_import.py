@@ -98,10 +98,10 @@ SIMULATOR_NICE = -5
 def favoured() -> None:
     """Child process start: run ahead of ordinary processes when allowed (root).
 
-    The simulator counts a request after its 100 ms sleep, so on a shared machine a simulator
-    starved of CPU wakes several requests late at once and refuses the bunch, whatever the
-    client did. A vendor's gateway does not share our CPU; this keeps the simulator's own
-    scheduling out of the figures. The client runs at normal priority.
+    The simulator counts a request when its event loop reads it, so on a shared machine a
+    simulator starved of CPU reads several requests late at once and refuses the bunch,
+    whatever the client did. A vendor's gateway does not share our CPU; this keeps the
+    simulator's own scheduling out of the figures. The client runs at normal priority.
     """
     with contextlib.suppress(OSError):
         os.nice(SIMULATOR_NICE)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
@@ -72,6 +73,17 @@ from tools.tickets import create_ticket
 from tools.vendors.bangwo8 import validate_ticket
 
 log = logging.getLogger("crmops.slack")
+
+
+class _OurClientCarriesTheToken(logging.Filter):
+    """Drops bolt's "token will be unused" warning: bolt reads `SLACK_BOT_TOKEN` itself even
+    when given a client, and ours is built from the same setting (plus `SLACK_API_URL`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+log.addFilter(_OurClientCarriesTheToken())
 
 COMMAND = "/crm"
 ACCESS_CHECK_TIMEOUT = 2.0

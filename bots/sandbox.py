@@ -15,7 +15,6 @@ outlives it, even after `kill -9` of the parent.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import socket
 import sys
@@ -53,8 +52,6 @@ async def serve_with_fake_slack(
     fake_port: int,
 ) -> None:
     """Serve the fake Slack and the bot (port 0: any free port) until stopped."""
-    # bolt reads SLACK_BOT_TOKEN by itself and warns that our client wins: settings hold it.
-    os.environ.pop("SLACK_BOT_TOKEN", None)
     fake = FakeSlack(
         bot_token=auth.bot_token(slack_settings) or "", app_token=secrets.token_urlsafe(16)
     )

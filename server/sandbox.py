@@ -6,7 +6,10 @@
     crmops sandbox --env      # `export` lines pointing `crmops mcp` at the running sandbox
 
 The running sandbox writes its environment to `sandbox.json` in the crmops data directory
-(removed when it stops), which is where `--env` reads it from.
+(removed when it stops), which is where `--env` reads it from. Nothing else of the user's is
+touched: the tour and the sandbox's MCP server journal and audit into a throwaway database
+removed when they stop, and ignore the user's `CRMOPS_*` settings (`CRMOPS_DB`, Redis,
+PostgreSQL; `tools.sandbox.self_contained_crmops`).
 
 The Slack side runs in a child process, `crmops slack --sandbox` (`server/` never imports
 `bots/`; the `slack` command reaches the CLI through the `crmops.commands` entry points). The
@@ -23,7 +26,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -47,9 +49,16 @@ from tools.bulk.store import Store, data_dir
 from tools.customers import import_customer, query_customer
 from tools.errors import ConfigurationError, CrmopsError, InputError, Problem
 from tools.lookup import lookup_error_code, render_text
-from tools.sandbox import Sandbox, SandboxPortError, SlackSandboxUrls, start_sandbox
+from tools.sandbox import (
+    Sandbox,
+    SandboxPortError,
+    SlackSandboxUrls,
+    self_contained_crmops,
+    start_sandbox,
+    throwaway_database,
+)
 from tools.services import Services
-from tools.settings import CrmopsSettings, Settings
+from tools.settings import Settings
 from tools.simulation import ServedApp, start_server
 from tools.staff import list_staff
 from tools.tickets import create_ticket, list_tickets
@@ -200,7 +209,10 @@ def run_sandbox(
     token = secrets.token_urlsafe(24)
     bot_token = "xoxb-sandbox-" + secrets.token_hex(12)
     signing_secret = secrets.token_hex(16)
-    with start_sandbox(host=host, ports=simulator_ports) as sandbox:
+    with (
+        start_sandbox(host=host, ports=simulator_ports) as sandbox,
+        throwaway_database() as database,
+    ):
         slack = start_slack(
             {
                 **sandbox.env(),
@@ -213,7 +225,10 @@ def run_sandbox(
             ports=slack_ports,
         )
         try:
-            settings = sandbox.settings(CrmopsSettings(mcp_token=SecretStr(token)))
+            # The MCP server journals into the throwaway database (closed with the server,
+            # before the folder goes) and shares nothing with the user's Redis or PostgreSQL.
+            crmops = self_contained_crmops(mcp_token=SecretStr(token), db=database)
+            settings = sandbox.settings(crmops)
             server = build_server(settings)
             http_app = build_http_app(server, token=settings.crmops.mcp_token, host=host)
             try:
@@ -450,10 +465,12 @@ async def _tour(sandbox: Sandbox, console: Console) -> int:
         highlight=False,
     )
     unexpected = 0
-    with tempfile.TemporaryDirectory(prefix="crmops-tour-") as folder:
-        store = sqlite_store(Path(folder) / "tour.db")
+    with throwaway_database(prefix="crmops-tour-") as database:
+        store = sqlite_store(database)
+        settings = sandbox.settings(self_contained_crmops(db=database))
         try:
-            async with Services(sandbox.settings()) as services:
+            # Every tool that writes journals and audits into the tour's own database.
+            async with Services(settings, store=store) as services:
                 context = TourContext(services=services, sandbox=sandbox, store=store)
                 for number, stop in enumerate(tour_stops(), start=1):
                     unexpected += 0 if await _visit(console, number, stop, context) else 1
@@ -582,15 +599,15 @@ async def _explain_by_text(context: TourContext) -> str:
 
 
 async def _wrong_key(context: TourContext) -> object:
-    right = context.sandbox.settings()
+    right = context.services.settings
     wrong = right.xiaolanben.model_copy(update={"sign_key": SecretStr("not-the-sandbox-key")})
     settings = Settings(
-        crmops=CrmopsSettings(max_attempts=1),
+        crmops=right.crmops.model_copy(update={"max_attempts": 1}),
         socialepoch=right.socialepoch,
         xiaolanben=wrong,
         bangwo8=right.bangwo8,
     )
-    async with Services(settings) as services:
+    async with Services(settings, store=context.store) as services:
         return await list_staff(services, limit=1)
 
 

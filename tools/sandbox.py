@@ -6,6 +6,11 @@ The sandbox lets a new user (and the test suite) run every tool with no vendor a
         settings = sandbox.settings()           # every vendor configured for it
         env = sandbox.env()                     # the same, as environment variables
 
+A sandbox that serves tools to people (`crmops sandbox`, its tour) keeps to itself: its
+`CRMOPS_*` settings come from `self_contained_crmops`, never the user's environment or
+`.env` (their database, Redis, PostgreSQL), and its journal and audit log are a
+`throwaway_database`, gone when it stops.
+
 The credentials below are the sandbox's own demo values, valid nowhere else.
 
 `crmops sandbox` also runs the Slack bot against a fake Slack, in a child process (`server/`
@@ -17,10 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from starlette.types import ASGIApp
 
 from tools.errors import CrmopsError
@@ -47,6 +56,37 @@ BW8_CLIENT_SECRET = "sim-bw8-CANARY-client-secret-7f1e"  # noqa: S105 - the sand
 SANDBOX_SECRETS = (SE_API_KEY, XLB_SIGN_KEY, BW8_CLIENT_SECRET)
 """The sandbox's secret values: none may appear in any answer, error or log line."""
 SLACK_READY_MARK = "crmops-sandbox-slack-ready "
+
+
+class _SelfContainedCrmopsSettings(CrmopsSettings):
+    """`CrmopsSettings` from the values given and the defaults, nothing else."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def self_contained_crmops(**values: Any) -> CrmopsSettings:
+    """`CRMOPS_*` settings for a sandbox: `values` (e.g. `db=`, `mcp_token=`) over the
+    defaults, ignoring the environment and `.env`, so the user's `CRMOPS_DB`,
+    `CRMOPS_DATABASE_URL` or `CRMOPS_REDIS_URL` never receive sandbox data."""
+    return _SelfContainedCrmopsSettings(**values)
+
+
+@contextlib.contextmanager
+def throwaway_database(prefix: str = "crmops-sandbox-") -> Iterator[Path]:
+    """`with throwaway_database() as db:` — a SQLite path (not yet created) in a fresh
+    temporary folder, removed with everything in it when the block ends. Close the stores
+    opened on it first."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        yield Path(folder) / "crmops.db"
 
 
 class SandboxPortError(CrmopsError):

@@ -177,10 +177,12 @@ class _FaultLayer:
             return
         sim, faults = self.sim, self.sim.faults
         sim.counters["requests"] += 1
+        # A vendor's gateway counts a request against the rate limit when it arrives; the
+        # added latency stands for the network and the vendor's work, so it comes after.
+        early = self._early_answer(path)
         if faults.latency:
             await asyncio.sleep(faults.latency)
         send = _dated(send, sim.server_time)
-        early = self._early_answer(path)
         if early is not None:
             await early(scope, receive, send)
             return

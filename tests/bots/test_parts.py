@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from bots.access import AccessPolicy
+from bots.app import build_app
 from bots.commands import (
     CommandError,
     CustomerCommand,
@@ -17,6 +20,8 @@ from bots.commands import (
 )
 from bots.confirmations import Confirmation, ConfirmationRefusedError, MemoryConfirmationStore
 from bots.settings import AccessSettings, SlackSettings
+from tools.services import Services
+from tools.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -152,3 +157,14 @@ def test_slack_settings_name_what_is_missing(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.missing(socket_mode=False) == ["SLACK_SIGNING_SECRET"]
     assert settings.missing(socket_mode=True) == ["SLACK_APP_TOKEN"]
     assert "xoxb-1" not in repr(settings)
+
+
+async def test_a_bot_token_in_the_environment_draws_no_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # bolt reads SLACK_BOT_TOKEN itself and would warn that our client's token wins.
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
+    settings = SlackSettings(bot_token="xoxb-from-settings", signing_secret="s" * 32)
+    async with Services(Settings.load(None)) as services:
+        build_app(settings, services)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -295,3 +295,20 @@ async def test_every_call_is_audited_with_who_and_no_secret(
     assert sorted(len(e.sent["rows"]) for e in entries[1:]) == [50, 100]
     dump = await stored_text(store)
     assert not any(secret in dump for secret in SANDBOX_SECRETS)
+
+
+async def test_a_one_chunk_import_waits_for_no_other_workers_slot(
+    tmp_path: Path, settings: Settings, services: Services, store: Store, sandbox: Recorded
+) -> None:
+    # At one request per 100 s, every later worker's first slot is minutes away: the import
+    # only finishes because the fifteen workers that get no chunk do not wait for theirs.
+    settings.socialepoch.rate_limit = 0.01
+    path = write_csv(tmp_path / "in.csv", SE_HEADER, socialepoch_rows(1))
+
+    async with asyncio.timeout(30):
+        report = await bulk_import(
+            services, source=path, vendor="socialepoch", store=store, actor=ACTOR, concurrency=16
+        )
+
+    assert (report.status, report.confirmed, report.requests) == ("ok", 1, 1)
+    assert list(sandbox.socialepoch.customers) == ["8613800000000"]

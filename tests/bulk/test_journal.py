@@ -4,7 +4,9 @@ on both): state survives reopening, rows are claimed once, nothing secret is sto
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,21 +93,44 @@ async def test_concurrent_claims_never_take_one_row_twice(
     record = await store.journal.open_import(KEY, source="in.csv")
     await store.journal.add_rows(record.id, [_row(n, f"c{n}") for n in range(2, 602)])
     await store.aclose()
+    replicas = 3
+    # The replicas claim in lockstep rounds: a barrier releases all of them at once, so every
+    # round is a real race for the same rows, whatever the threads' scheduling. A round in
+    # which no replica got a row ends them all.
+    lockstep = threading.Barrier(replicas, timeout=60)
+    rounds: list[dict[str, int]] = []
+    rounds_lock = threading.Lock()
 
-    async def take_all(owner: str) -> list[int]:
-        taken: list[int] = []
+    def round_sizes(number: int) -> dict[str, int]:
+        with rounds_lock:
+            while len(rounds) <= number:
+                rounds.append({})
+            return rounds[number]
+
+    async def take_all(owner: str) -> list[list[int]]:
+        pages: list[list[int]] = []
         async with open_store_again() as replica:  # its own connection, thread and loop
-            while page := await replica.journal.claim(
-                record.id, owner=owner, limit=7, lease_seconds=60
-            ):
-                taken += [row.number for row in page]
-        return taken
+            for number in itertools.count():
+                lockstep.wait()
+                page = await replica.journal.claim(
+                    record.id, owner=owner, limit=7, lease_seconds=60
+                )
+                pages.append([row.number for row in page])
+                round_sizes(number)[owner] = len(page)
+                lockstep.wait()  # every replica's claim of this round is in
+                if not any(round_sizes(number).values()):
+                    break
+        return pages
 
-    replicas = [asyncio.to_thread(asyncio.run, take_all(f"replica-{n}")) for n in range(3)]
-    taken = await asyncio.gather(*replicas)
+    taken = await asyncio.gather(
+        *(asyncio.to_thread(asyncio.run, take_all(f"replica-{n}")) for n in range(replicas))
+    )
 
-    assert sorted(number for numbers in taken for number in numbers) == list(range(2, 602))
-    assert sum(1 for numbers in taken if numbers) >= 2  # they really did take turns
+    every_claim = [number for pages in taken for page in pages for number in page]
+    assert len(every_claim) == len(set(every_claim))  # no row claimed twice
+    assert sorted(every_claim) == list(range(2, 602))  # and every row claimed
+    first_round = [pages[0] for pages in taken]
+    assert all(first_round)  # each raced for rows from the first round on, and won some
 
 
 async def test_a_live_lease_keeps_rows_and_an_ended_one_frees_them(store: Store) -> None:

@@ -37,6 +37,21 @@ def crmops_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def users_own_backends(tmp_path: Path) -> dict[str, str]:
+    """The user's own database and Redis, which the sandbox must leave alone: the SQLite
+    file is never to be created, and nothing listens at the other two (port 1)."""
+    return {
+        "CRMOPS_DB": str(tmp_path / "users-own.db"),
+        "CRMOPS_REDIS_URL": "redis://127.0.0.1:1/0",
+        "CRMOPS_DATABASE_URL": "postgresql://crmops@127.0.0.1:1/users_own",
+    }
+
+
+def assert_users_database_untouched(tmp_path: Path) -> None:
+    assert not (tmp_path / "users-own.db").exists()
+    assert not list((tmp_path / "data").rglob("*.db"))  # nor the default one
+
+
 def test_the_tour_visits_every_tool_and_exits_0(tmp_path: Path) -> None:
     from server.mcp_server import TOOL_NAMES
 
@@ -45,10 +60,11 @@ def test_the_tour_visits_every_tool_and_exits_0(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=WAIT * 2,
-        env={**crmops_env(tmp_path), "COLUMNS": "200"},
+        env={**crmops_env(tmp_path), "COLUMNS": "200", "CRMOPS_DB": str(tmp_path / "users-own.db")},
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    assert_users_database_untouched(tmp_path)  # the tour's imports and ticket went elsewhere
     headings = re.findall(r"^\d+\. ([a-z_ ]+): ", done.stdout, flags=re.MULTILINE)
     assert set(TOOL_NAMES) | {"bulk import"} <= set(headings), headings
     assert "every tool answered as expected" in done.stdout
@@ -89,7 +105,7 @@ def running_sandbox(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**crmops_env(tmp_path), "COLUMNS": "200"},
+        env={**crmops_env(tmp_path), "COLUMNS": "200", **users_own_backends(tmp_path)},
     )
     assert process.stdout is not None
     lines: list[str] = []
@@ -192,6 +208,14 @@ async def test_mcp_and_slack_reach_the_running_sandbox_which_stops_cleanly(
         assert not staff.is_error
         assert staff.structured_content is not None
         assert len(staff.structured_content["staff"]) == 3  # the seeded demo staff
+        # A write through MCP: journaled and audited in the sandbox's own database, not in
+        # the user's CRMOPS_DB, and no call to their Redis or PostgreSQL (nothing answers).
+        imported = await client.call_tool(
+            "import_customer",
+            {"vendor": "socialepoch", "customers": [{"whatsApp": "8613912345678"}]},
+        )
+        assert not imported.is_error, imported.content
+    assert_users_database_untouched(tmp_path)
 
     hook = fake_api.removesuffix("/api/") + "/hooks/newcomer"
     body, signed = _slack_command("staff 张", secret=signing_secret, response_url=hook)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from tools.bulk import Actor
 from tools.customers import import_customer, query_customer
 from tools.errors import ConfigurationError, InputError, VendorError
 from tools.services import Services
+from tools.settings import Settings
 from tools.vendors.xiaolanben import ImportFlags, XiaolanbenClient
 
 
@@ -160,6 +162,20 @@ async def test_xiaolanben_import_is_chunked_and_reports_progress(
     assert len(sandbox.xiaolanben.customers) == 23
     again = await import_customer(services, vendor="xiaolanben", customers=xiaolanben_rows(2))
     assert again.updated == 2
+
+
+async def test_a_one_record_import_waits_for_no_idle_workers_slot(
+    settings: Settings, services: Services, sandbox: Sandbox
+) -> None:
+    # The MCP tool's usual call: one record, one request. At one request per 100 s the
+    # engine's later workers start minutes apart; none of them may hold this call up.
+    settings.xiaolanben.rate_limit = 0.01
+
+    async with asyncio.timeout(30):
+        result = await import_customer(services, vendor="xiaolanben", customers=xiaolanben_rows(1))
+
+    assert (result.batches, result.created) == (1, 1)
+    assert list(sandbox.xiaolanben.customers) == ["客户000"]
 
 
 async def test_lost_answers_are_resent_by_the_same_call_again_without_duplicates(

@@ -56,6 +56,21 @@ class AuditEntry:
     error: str | None = None
     at: float = field(default_factory=time.time)
 
+    def columns(self, sent: object) -> tuple[object, ...]:
+        """Values for `INSERT INTO audit_log (at, surface, actor, vendor, operation, target,
+        sent, outcome, error)`, with `sent` as the backend stores it (already redacted)."""
+        return (
+            self.at,
+            self.actor.surface,
+            self.actor.name,
+            self.vendor,
+            self.operation,
+            self.target,
+            sent,
+            self.outcome,
+            self.error,
+        )
+
 
 class AuditLog(Protocol):
     """Append-only record of writes."""
@@ -108,17 +123,7 @@ class SqliteAuditLog:
             self._db.execute(
                 "INSERT INTO audit_log (at, surface, actor, vendor, operation, target, sent,"
                 " outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.at,
-                    entry.actor.surface,
-                    entry.actor.name,
-                    entry.vendor,
-                    entry.operation,
-                    entry.target,
-                    sent,
-                    entry.outcome,
-                    entry.error,
-                ),
+                entry.columns(sent),
             )
 
     async def recent(self, limit: int = 100) -> list[AuditEntry]:

@@ -297,6 +297,7 @@ class _Run:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._unsent: set[int] = set()
         self._failed_in_a_row = 0
+        self._first_slots = 0
         self._counts = JournalCounts()
         self._settled = 0
         self._failed = 0
@@ -436,8 +437,8 @@ class _Run:
         try:
             async with self._holding_rows(), asyncio.TaskGroup() as group:
                 group.create_task(self._produce(queue))
-                for number in range(self.options.concurrency):
-                    group.create_task(self._work(queue, delay=number / self.target.pace))
+                for _ in range(self.options.concurrency):
+                    group.create_task(self._work(queue))
         except* CrmopsError as failures:
             raise failures.exceptions[0] from None
         finally:
@@ -493,15 +494,26 @@ class _Run:
             await asyncio.sleep(lease / 3)
             await self.journal.renew(self.owner, lease_seconds=lease)
 
-    async def _work(self, queue: asyncio.Queue[list[JournalRow] | None], *, delay: float) -> None:
-        # Workers start one rate-limit slot apart. Started together, they would all journal
-        # and encode their first chunk at once: the event loop then wakes the first slots
-        # tens of ms late, and those late starts share a one-second window with the on-time
-        # starts a second later, which the vendor's sliding window refuses.
-        await asyncio.sleep(delay)
-        while (chunk := await queue.get()) is not None:
+    async def _work(self, queue: asyncio.Queue[list[JournalRow] | None]) -> None:
+        chunk = await queue.get()  # none for this worker (a small import): done at once
+        if chunk is not None:
+            await self._await_first_slot()
+        while chunk is not None:
             if self.stopped is None:
                 await self._deliver(chunk)
+            chunk = await queue.get()
+
+    async def _await_first_slot(self) -> None:
+        # Workers start sending one rate-limit slot apart. Started together, they would all
+        # journal and encode their first chunk at once: the event loop then wakes the first
+        # slots tens of ms late, and those late starts share a one-second window with the
+        # on-time starts a second later, which the vendor's sliding window refuses. The n-th
+        # worker to get a chunk waits what remains of n slots after sending began, so a
+        # worker given nothing (one chunk, sixteen workers) never waits at all.
+        slot, self._first_slots = self._first_slots, self._first_slots + 1
+        remaining = self.started + slot / self.target.pace - time.monotonic()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
 
     async def _deliver(self, chunk: Sequence[JournalRow]) -> None:
         """Send one chunk and journal what became of each of its rows."""

@@ -459,17 +459,7 @@ class PostgresAuditLog:
             await db.execute(
                 "INSERT INTO audit_log (at, surface, actor, vendor, operation, target, sent,"
                 " outcome, error) VALUES (to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    entry.at,
-                    entry.actor.surface,
-                    entry.actor.name,
-                    entry.vendor,
-                    entry.operation,
-                    entry.target,
-                    Jsonb(redact(entry.sent), _dump),
-                    entry.outcome,
-                    entry.error,
-                ),
+                entry.columns(Jsonb(redact(entry.sent), _dump)),
             )
 
     async def recent(self, limit: int = 100) -> list[AuditEntry]:
