@@ -43,6 +43,10 @@ from tools.settings import CrmopsSettings
 
 log = logging.getLogger("crmops.http")
 
+# stamina's default hook logs a bare "stamina.retry_scheduled" warning for every retry; the
+# transport's own hook logs the same retry with the vendor, the API and the reason instead.
+stamina.instrumentation.set_on_retry_hooks([])
+
 Params = Mapping[str, str | list[str]]
 
 
