@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 RowState = Literal["pending", "sent", "confirmed", "failed"]
-UNSETTLED: tuple[RowState, ...] = ("pending", "sent")
 
 
 @dataclass(frozen=True)
@@ -146,10 +145,6 @@ class ImportJournal(Protocol):
     async def add_rejections(self, import_id: int, rejections: Sequence[Rejection]) -> None: ...
 
     async def mark_planned(self, import_id: int, *, rows_read: int) -> None: ...
-
-    async def unsettled(self, import_id: int, *, after: int, limit: int) -> list[JournalRow]:
-        """Pending and sent rows numbered above `after`, in order, at most `limit`."""
-        ...
 
     async def update_rows(self, import_id: int, updates: Sequence[RowUpdate]) -> None:
         """Apply `updates` together; a move to `sent` counts one more attempt.
@@ -349,15 +344,6 @@ class SqliteJournal:
                 "UPDATE imports SET planned = 1, rows_read = ?, updated_at = ? WHERE id = ?",
                 (rows_read, time.time(), import_id),
             )
-
-    async def unsettled(self, import_id: int, *, after: int, limit: int) -> list[JournalRow]:
-        found = self._db.execute(
-            "SELECT row_number, identity, conflict, payload, state FROM import_rows"
-            " WHERE import_id = ? AND state IN ('pending', 'sent') AND row_number > ?"
-            " ORDER BY row_number LIMIT ?",
-            (import_id, after, limit),
-        ).fetchall()
-        return [JournalRow(n, i, c, json.loads(p), s) for n, i, c, p, s in found]
 
     async def update_rows(self, import_id: int, updates: Sequence[RowUpdate]) -> None:
         now = time.time()

@@ -321,17 +321,6 @@ class PostgresJournal:
                 (rows_read, import_id),
             )
 
-    async def unsettled(self, import_id: int, *, after: int, limit: int) -> list[JournalRow]:
-        async with self._db.transaction() as db:
-            cursor = await db.execute(
-                "SELECT row_number, identity, conflict, payload, state FROM import_rows"
-                " WHERE import_id = %s AND state IN ('pending', 'sent') AND row_number > %s"
-                " ORDER BY row_number LIMIT %s",
-                (import_id, after, limit),
-            )
-            found = await cursor.fetchall()
-        return [JournalRow(n, i, c, p, s) for n, i, c, p, s in found]
-
     async def update_rows(self, import_id: int, updates: Sequence[RowUpdate]) -> None:
         if not updates:
             return
