@@ -9,13 +9,10 @@ the simulator's. What is shared is the journal, and that is what these tests are
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,66 +21,40 @@ import pytest
 
 from server import cli_import
 from tests.backends.postgres_server import PASSWORD, start_postgres
-from tests.bulk.conftest import XLB_HEADER, RecordRecorder, write_csv, xiaolanben_rows
-from tools.sandbox import SANDBOX_SECRETS, XLB_COMPANY, XLB_SIGN_KEY
-from tools.simulation import ServedApp, start_server
-from tools.vendors.xiaolanben import XiaolanbenSimulator
+from tests.backends.replicas import (
+    Vendor,
+    finish,
+    served_xiaolanben,
+    start_import,
+    xiaolanben_environment,
+)
+from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
+from tools.sandbox import SANDBOX_SECRETS
 
-ROOT = Path(__file__).resolve().parents[2]
 ROWS = 600
 PER_PROCESS_RATE = "6"
 """Requests per second each replica allows itself: 60 calls take one replica ~10 s alone,
 so the second has time to start and join in; together 12/s, under the simulator's 50."""
 
 
-@dataclass
-class Vendor:
-    simulator: XiaolanbenSimulator
-    recorder: RecordRecorder
-    served: ServedApp
-
-
 @pytest.fixture
 def vendor() -> Iterator[Vendor]:
-    simulator = XiaolanbenSimulator(company_id=XLB_COMPANY, sign_key=XLB_SIGN_KEY)
-    recorder = RecordRecorder(simulator.app)
-    served = start_server(recorder)
-    try:
-        yield Vendor(simulator, recorder, served)
-    finally:
-        served.stop()
+    with served_xiaolanben() as served:
+        yield served
 
 
 def _environment(vendor: Vendor, database_url: str, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "XIAOLANBEN_BASE_URL": vendor.served.url,
-        "XIAOLANBEN_COMPANY_ID": XLB_COMPANY,
-        "XIAOLANBEN_SIGN_KEY": XLB_SIGN_KEY,
-        "XIAOLANBEN_RATE_LIMIT": PER_PROCESS_RATE,
-        "CRMOPS_DATABASE_URL": database_url,
+    return xiaolanben_environment(
+        vendor,
+        rate_limit=extra.pop("XIAOLANBEN_RATE_LIMIT", PER_PROCESS_RATE),
+        CRMOPS_DATABASE_URL=database_url,
         **extra,
-    }
+    )
 
 
 def _import(path: Path, env: dict[str, str], *options: str) -> subprocess.Popen[str]:
     # --resume: whichever replica starts second finds the import begun, and joins it.
-    command = [sys.executable, "-m", "server.cli_import", "import", str(path)]
-    command += ["--vendor", "xiaolanben", "--json", "--resume", *options]
-    return subprocess.Popen(
-        command, env=env, cwd=path.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def _finish(process: subprocess.Popen[str], timeout: float = 90) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=timeout)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=10)
-    return process.returncode, out, err
+    return start_import(path, env, "--resume", *options)
 
 
 def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
@@ -109,7 +80,7 @@ def test_two_replicas_importing_one_file_send_every_row_exactly_once(
 
     # Four calls in flight each: a replica claims only a few chunks ahead of its sending.
     replicas = [_import(path, env, "--concurrency", "4") for _ in range(2)]
-    results = [_finish(process) for process in replicas]
+    results = [finish(process) for process in replicas]
 
     reports = []
     for code, out, err in results:
@@ -162,8 +133,8 @@ def test_a_killed_replicas_rows_are_taken_over_by_the_live_one(
         doomed.send_signal(signal.SIGKILL)  # its claimed rows stay `sent`, held by no one alive
         doomed.wait(10)
     finally:
-        _finish(doomed)
-    code, out, err = _finish(survivor)
+        finish(doomed)
+    code, out, err = finish(survivor)
 
     assert code == 0, err
     report = json.loads(out)
@@ -203,7 +174,7 @@ def test_losing_postgresql_mid_import_stops_clearly_and_resume_lands_every_row(
         process = _import(path, env, "--concurrency", "4")
         _wait_for(lambda: len(vendor.simulator.customers) >= 50, process)
         server.crash()
-        code, out, err = _finish(process)
+        code, out, err = finish(process)
 
         assert code == cli_import.EXIT_CONFIG, err
         assert "postgresql://crmops:***@127.0.0.1" in err
@@ -214,7 +185,7 @@ def test_losing_postgresql_mid_import_stops_clearly_and_resume_lands_every_row(
         assert landed_before < ROWS
 
         server.restart()
-        code, out, err = _finish(_import(path, env, "--concurrency", "4"))
+        code, out, err = finish(_import(path, env, "--concurrency", "4"))
     finally:
         server.stop()
 

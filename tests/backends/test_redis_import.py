@@ -4,89 +4,45 @@ a real Xiaolanben simulator over HTTP, with its strict per-API limit switched on
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.backends.redis_server import start_redis
-from tests.bulk.conftest import XLB_HEADER, RecordRecorder, write_csv, xiaolanben_rows
-from tools.sandbox import XLB_COMPANY, XLB_SIGN_KEY
-from tools.simulation import ServedApp, start_server
-from tools.vendors.xiaolanben import XiaolanbenSimulator
+from tests.backends.replicas import (
+    Vendor,
+    finish,
+    served_xiaolanben,
+    start_import,
+    xiaolanben_environment,
+)
+from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
 
-ROOT = Path(__file__).resolve().parents[2]
 VENDOR_LIMIT = 20.0
 """Requests per second per API the simulator allows (the real vendor: 50; kept low so that
 ~100 requests take seconds)."""
 
 
-@dataclass
-class Vendor:
-    simulator: XiaolanbenSimulator
-    recorder: RecordRecorder
-    served: ServedApp
-
-
 @pytest.fixture
 def vendor() -> Iterator[Vendor]:
-    simulator = XiaolanbenSimulator(
-        company_id=XLB_COMPANY, sign_key=XLB_SIGN_KEY, rate_limit=VENDOR_LIMIT
-    )
-    recorder = RecordRecorder(simulator.app)
-    served = start_server(recorder)
-    try:
-        yield Vendor(simulator, recorder, served)
-    finally:
-        served.stop()
+    with served_xiaolanben(rate_limit=VENDOR_LIMIT) as served:
+        yield served
 
 
 def _environment(vendor: Vendor, db: Path, redis_url: str | None, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "XIAOLANBEN_BASE_URL": vendor.served.url,
-        "XIAOLANBEN_COMPANY_ID": XLB_COMPANY,
-        "XIAOLANBEN_SIGN_KEY": XLB_SIGN_KEY,
-        "XIAOLANBEN_RATE_LIMIT": str(VENDOR_LIMIT),
-        # Two processes' requests reach the vendor with different delays (each its own
-        # event loop and Redis round trip): 15% headroom absorbs stalls of up to 0.17 s on a busy
-        # machine (slots 1/17 s apart: 17 x (1 + 0.17) < 20 in any one-second window).
-        "CRMOPS_RATE_HEADROOM": "0.85",
-        "CRMOPS_DB": str(db),
+    env = xiaolanben_environment(
+        vendor,
+        rate_limit=str(VENDOR_LIMIT),
+        CRMOPS_RATE_HEADROOM="0.85",
+        CRMOPS_DB=str(db),
         **extra,
-    }
+    )
     if redis_url is not None:
         env["CRMOPS_REDIS_URL"] = redis_url
     return env
-
-
-def _import(path: Path, env: dict[str, str], *options: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "server.cli_import", "import", str(path)]
-    command += ["--vendor", "xiaolanben", "--json", *options]
-    return subprocess.Popen(
-        command,
-        env=env,
-        cwd=path.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _finish(process: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=timeout)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=10)
-    return process.returncode, out, err
 
 
 def _two_concurrent_imports(
@@ -100,8 +56,8 @@ def _two_concurrent_imports(
         rows = xiaolanben_rows(500, start=replica * 500)
         path = write_csv(folder / "customers.csv", XLB_HEADER, rows)
         env = _environment(vendor, folder / "crmops.db", redis_url)
-        processes.append(_import(path, env))
-    return [_finish(process) for process in processes]
+        processes.append(start_import(path, env))
+    return [finish(process) for process in processes]
 
 
 def test_two_replicas_together_stay_under_the_vendor_limit(
@@ -134,10 +90,10 @@ def test_losing_redis_mid_import_stops_clearly_and_resume_lands_every_row_once(
         path = write_csv(tmp_path / "customers.csv", XLB_HEADER, xiaolanben_rows(300))
         env = _environment(vendor, tmp_path / "crmops.db", redis.url, CRMOPS_MAX_ATTEMPTS="2")
         env["XIAOLANBEN_RATE_LIMIT"] = "10"
-        process = _import(path, env)
+        process = start_import(path, env)
         _wait_for(lambda: len(vendor.simulator.customers) >= 50, process)
         redis.kill()
-        code, out, err = _finish(process)
+        code, out, err = finish(process)
 
         assert code == 1, err  # partial: stopped, resumable
         report = json.loads(out)
@@ -149,7 +105,7 @@ def test_losing_redis_mid_import_stops_clearly_and_resume_lands_every_row_once(
         assert len(vendor.simulator.customers) == report["confirmed"]
 
         redis.restart()
-        code, out, err = _finish(_import(path, env, "--resume"))
+        code, out, err = finish(start_import(path, env, "--resume"))
     finally:
         redis.stop()
 
