@@ -37,6 +37,20 @@ def crmops_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def run_crmops(
+    tmp_path: Path, *args: str, timeout: float = WAIT, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`crmops ARGS` to completion in a clean environment (plus `env`), output captured."""
+    return subprocess.run(
+        [*CRMOPS, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**crmops_env(tmp_path), **env},
+        check=False,
+    )
+
+
 def users_own_backends(tmp_path: Path) -> dict[str, str]:
     """The user's own database and Redis, which the sandbox must leave alone: the SQLite
     file is never to be created, and nothing listens at the other two (port 1)."""
@@ -55,13 +69,13 @@ def assert_users_database_untouched(tmp_path: Path) -> None:
 def test_the_tour_visits_every_tool_and_exits_0(tmp_path: Path) -> None:
     from server.mcp_server import TOOL_NAMES
 
-    done = subprocess.run(
-        [*CRMOPS, "sandbox", "--tour"],
-        capture_output=True,
-        text=True,
+    done = run_crmops(
+        tmp_path,
+        "sandbox",
+        "--tour",
         timeout=WAIT * 2,
-        env={**crmops_env(tmp_path), "COLUMNS": "200", "CRMOPS_DB": str(tmp_path / "users-own.db")},
-        check=False,
+        COLUMNS="200",
+        CRMOPS_DB=str(tmp_path / "users-own.db"),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert_users_database_untouched(tmp_path)  # the tour's imports and ticket went elsewhere
@@ -264,14 +278,7 @@ def test_the_slack_bot_ends_when_the_sandbox_is_killed(
         time.sleep(0.05)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", _port(slack_url))) != 0
-    stale = subprocess.run(
-        [*CRMOPS, "sandbox", "--env"],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        env=crmops_env(tmp_path),
-        check=False,
-    )
+    stale = run_crmops(tmp_path, "sandbox", "--env")
     assert stale.returncode == 78
     assert "the sandbox was killed" in stale.stderr
 
@@ -281,22 +288,15 @@ def test_a_taken_port_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [
-                *CRMOPS,
-                "sandbox",
-                "--mcp-port",
-                "0",
-                "--simulator-ports",
-                "0,0,0",
-                "--slack-ports",
-                f"{port},0",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=WAIT,
-            env=crmops_env(tmp_path),
-            check=False,
+        done = run_crmops(
+            tmp_path,
+            "sandbox",
+            "--mcp-port",
+            "0",
+            "--simulator-ports",
+            "0,0,0",
+            "--slack-ports",
+            f"{port},0",
         )
     assert done.returncode == 1
     assert f"Slack endpoint on 127.0.0.1:{port}: Address already in use" in done.stderr
@@ -305,14 +305,7 @@ def test_a_taken_port_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
 
 
 def test_env_without_a_running_sandbox_says_how_to_start_one(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [*CRMOPS, "sandbox", "--env"],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        env=crmops_env(tmp_path),
-        check=False,
-    )
+    done = run_crmops(tmp_path, "sandbox", "--env")
     assert done.returncode == 78
     assert "start one with `crmops sandbox`" in done.stderr
     assert "Traceback" not in done.stderr
