@@ -95,6 +95,9 @@ class SocialEpochSettings(_VendorSettings):
     # 000 gives the createTime format but no zone; the vendor runs on China time.
     timezone: str = "+08:00"
     rate_limit: float = Field(default=50.0, gt=0, description="001: 50 requests/s per API")
+    # 001/002 give no batch size, only 507 "data size big": 100 is crmops's guess, and a
+    # tenant the vendor refuses at that size can lower it.
+    batch_size: int = Field(default=100, ge=1, le=100, description="customers per import call")
 
     @field_validator("timezone")
     @classmethod

@@ -144,7 +144,7 @@ async def select(store: Store, query: str) -> list[tuple[Any, ...]]:
     """The rows of `query` (SQL both backends speak, no parameters): tests look inside."""
     journal = store.journal
     if isinstance(journal, SqliteJournal):
-        return journal._db.execute(query).fetchall()
+        return await journal._db.run(lambda db: db.execute(query).fetchall())
     assert isinstance(journal, PostgresJournal)
     async with journal._db.transaction() as connection:
         cursor = await connection.execute(query)

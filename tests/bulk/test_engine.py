@@ -26,6 +26,7 @@ from tools.errors import AuthenticationError, InputError
 from tools.sandbox import SANDBOX_SECRETS
 from tools.services import Services
 from tools.settings import Settings
+from tools.transport import RetryPolicy
 
 
 async def test_csv_with_bom_and_chinese_headers_lands_in_socialepoch(
@@ -54,6 +55,22 @@ async def test_csv_with_bom_and_chinese_headers_lands_in_socialepoch(
     )
     sending = [p for p in seen if p.phase == "sending"]
     assert sending[-1].done == sending[-1].total == 250
+
+
+async def test_socialepoch_batch_size_sets_customers_per_call(
+    tmp_path: Path, settings: Settings, no_wait_retry: RetryPolicy, store: Store, sandbox: Recorded
+) -> None:
+    # For a tenant the vendor answers 507 "data size big" at the default 100.
+    settings.socialepoch.batch_size = 30
+    path = write_csv(tmp_path / "in.csv", SE_HEADER, socialepoch_rows(70))
+
+    async with Services(settings, retry=no_wait_retry) as services:
+        report = await bulk_import(
+            services, source=path, vendor="socialepoch", store=store, actor=ACTOR
+        )
+
+    assert (report.status, report.confirmed, report.requests) == ("ok", 70, 3)  # 30 + 30 + 10
+    assert len(sandbox.socialepoch.customers) == 70
 
 
 async def test_xlsx_with_chinese_headers_lands_in_xiaolanben(

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from tools.bulk.sqlite import SqliteThread
+
 Surface = Literal["cli", "mcp", "slack", "http", "library"]
 Outcome = Literal["ok", "partial", "failed", "unknown"]
 
@@ -111,27 +113,18 @@ CREATE INDEX IF NOT EXISTS audit_log_by_time ON audit_log (at);
 
 
 class SqliteAuditLog:
-    """`AuditLog` in the same SQLite database as the journal."""
+    """`AuditLog` in the same SQLite database (and thread) as the journal."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._db = connection
-        self._db.executescript(_SCHEMA)
+    def __init__(self, database: SqliteThread) -> None:
+        self._db = database
+        database.connection.executescript(_SCHEMA)
 
     async def record(self, entry: AuditEntry) -> None:
         sent = json.dumps(redact(entry.sent), ensure_ascii=False, separators=(",", ":"))
-        with self._db:
-            self._db.execute(
-                "INSERT INTO audit_log (at, surface, actor, vendor, operation, target, sent,"
-                " outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                entry.columns(sent),
-            )
+        await self._db.run(_insert, entry.columns(sent))
 
     async def recent(self, limit: int = 100) -> list[AuditEntry]:
-        rows = self._db.execute(
-            "SELECT at, surface, actor, vendor, operation, target, sent, outcome, error"
-            " FROM audit_log ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
+        rows = await self._db.run(_latest, limit)
         return [
             AuditEntry(
                 actor=Actor(surface, actor),
@@ -145,3 +138,20 @@ class SqliteAuditLog:
             )
             for at, surface, actor, vendor, operation, target, sent, outcome, error in rows
         ]
+
+
+def _insert(db: sqlite3.Connection, columns: tuple[object, ...]) -> None:
+    with db:
+        db.execute(
+            "INSERT INTO audit_log (at, surface, actor, vendor, operation, target, sent,"
+            " outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            columns,
+        )
+
+
+def _latest(db: sqlite3.Connection, limit: int) -> list[Any]:
+    return db.execute(
+        "SELECT at, surface, actor, vendor, operation, target, sent, outcome, error"
+        " FROM audit_log ORDER BY id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()

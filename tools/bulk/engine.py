@@ -83,6 +83,8 @@ PLAN_BATCH = 1000
 MAX_FAILED_CHUNKS_IN_A_ROW = 5
 OTHERS_POLL_SECONDS = 0.5
 """How often a run that has nothing left to claim checks on rows other runs are sending."""
+CHUNKS_AHEAD = 2
+"""Chunks claimed ahead of the workers (see `_send_all`)."""
 REPORTED_REJECTIONS = 100
 
 
@@ -429,9 +431,10 @@ class _Run:
 
     # --- sending ------------------------------------------------------------------------
     async def _send_all(self) -> None:
-        queue: asyncio.Queue[list[JournalRow] | None] = asyncio.Queue(
-            maxsize=self.options.concurrency * 2
-        )
+        # Claimed rows wait here held by this run; a claim takes milliseconds, so a couple
+        # of chunks ahead keep every worker fed. More would hold rows other replicas could
+        # send, and make each claim step over them.
+        queue: asyncio.Queue[list[JournalRow] | None] = asyncio.Queue(maxsize=CHUNKS_AHEAD)
         self.started = time.monotonic()
         self._settled, self._failed = self._counts.settled, self._counts.failed
         try:

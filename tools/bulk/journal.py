@@ -34,9 +34,12 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
+
+from tools.bulk.sqlite import SqliteThread
 
 RowState = Literal["pending", "sent", "confirmed", "failed"]
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -241,201 +244,302 @@ _HELD_INDEX = (
 class SqliteJournal:
     """`ImportJournal` in a SQLite database (WAL: readers never block the writer).
 
-    The statements are short, so they run on the event loop's thread.
+    Every method is one transaction on the database's own thread (`SqliteThread`), so a
+    slow disk or another process's lock never holds the event loop.
     """
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._db = connection
-        self._db.executescript(_SCHEMA)
-        self._migrate()
-
-    def _migrate(self) -> None:
-        with self._immediate():
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(import_rows)")}
-            if "held_by" not in columns:  # a version 1 file
-                self._db.execute("ALTER TABLE import_rows ADD COLUMN held_by TEXT")
-                self._db.execute("ALTER TABLE import_rows ADD COLUMN held_until REAL")
-            self._db.execute(_HELD_INDEX)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    @contextmanager
-    def _immediate(self) -> Iterator[None]:
-        """One write transaction that takes the database's write lock at once, so what it
-        reads cannot change under it (another process waits up to the busy timeout)."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.rollback()
-            raise
-        self._db.commit()
+    def __init__(self, database: SqliteThread) -> None:
+        self._db = database
+        database.connection.executescript(_SCHEMA)
+        with _immediate(database.connection):
+            _migrate(database.connection)
 
     async def open_import(self, key: ImportKey, *, source: str) -> ImportRecord:
-        now = time.time()
-        with self._db:
-            self._db.execute(
-                "INSERT OR IGNORE INTO imports (vendor, tenant, fingerprint, source, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (key.vendor, key.tenant, key.fingerprint, source, now, now),
-            )
-        found = await self.find_import(key)
-        if found is None:  # pragma: no cover - inserted just above
-            raise RuntimeError("the import vanished from the journal")
-        return found
+        return await self._db.run(_open_import, key, source)
 
     async def find_import(self, key: ImportKey) -> ImportRecord | None:
-        row = self._db.execute(
-            "SELECT id, source, runs, planned, rows_read, created_at FROM imports"
-            " WHERE vendor = ? AND tenant = ? AND fingerprint = ?",
-            (key.vendor, key.tenant, key.fingerprint),
-        ).fetchone()
-        if row is None:
-            return None
-        import_id, source, runs, planned, rows_read, created_at = row
-        return ImportRecord(import_id, key, source, runs, bool(planned), rows_read, created_at)
+        return await self._db.run(_find_import, key)
 
     async def start_run(self, import_id: int) -> int:
-        with self._db:
-            (runs,) = self._db.execute(
-                "UPDATE imports SET runs = runs + 1, updated_at = ? WHERE id = ? RETURNING runs",
-                (time.time(), import_id),
-            ).fetchone()
-        return int(runs)
+        return await self._db.run(_start_run, import_id)
 
     async def add_rows(self, import_id: int, rows: Sequence[NewRow]) -> list[tuple[int, int]]:
-        now = time.time()
-        with self._db:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO import_rows (import_id, row_number, identity, conflict,"
-                " payload, state, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                [
-                    (import_id, r.number, r.identity, r.conflict, _dump(r.payload), now)
-                    for r in rows
-                ],
-            )
-        return self._duplicates(import_id, rows)
-
-    def _duplicates(self, import_id: int, rows: Sequence[NewRow]) -> list[tuple[int, int]]:
-        owners: dict[str, int] = {}
-        identities = [row.identity for row in rows]
-        for start in range(0, len(identities), 500):
-            part = identities[start : start + 500]
-            marks = ",".join("?" * len(part))
-            owners.update(
-                self._db.execute(
-                    "SELECT identity, row_number FROM import_rows"  # noqa: S608 - only "?"s
-                    f" WHERE import_id = ? AND identity IN ({marks})",
-                    (import_id, *part),
-                ).fetchall()
-            )
-        return [(r.number, owners[r.identity]) for r in rows if owners[r.identity] != r.number]
+        return await self._db.run(_add_rows, import_id, rows)
 
     async def add_rejections(self, import_id: int, rejections: Sequence[Rejection]) -> None:
-        with self._db:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO import_rejections (import_id, row_number, field, reason,"
-                " identity) VALUES (?, ?, ?, ?, ?)",
-                [(import_id, r.number, r.field, r.reason, r.identity) for r in rejections],
-            )
+        await self._db.run(_add_rejections, import_id, rejections)
 
     async def mark_planned(self, import_id: int, *, rows_read: int) -> None:
-        with self._db:
-            self._db.execute(
-                "UPDATE imports SET planned = 1, rows_read = ?, updated_at = ? WHERE id = ?",
-                (rows_read, time.time(), import_id),
-            )
+        await self._db.run(_mark_planned, import_id, rows_read)
 
     async def update_rows(self, import_id: int, updates: Sequence[RowUpdate]) -> None:
-        now = time.time()
-        with self._db:
-            self._db.executemany(
-                "UPDATE import_rows SET state = ?, status = coalesce(?, status),"
-                " vendor_id = coalesce(?, vendor_id), reason = ?,"
-                " attempts = attempts + (? = 'sent'), updated_at = ?,"
-                " held_until = NULL"
-                " WHERE import_id = ? AND row_number = ?",
-                [
-                    (u.state, u.status, u.vendor_id, u.reason, u.state, now, import_id, u.number)
-                    for u in updates
-                ],
-            )
+        await self._db.run(_update_rows, import_id, updates)
 
     async def claim(
         self, import_id: int, *, owner: str, limit: int, lease_seconds: float
     ) -> list[JournalRow]:
-        now = time.time()
-        with self._immediate():  # the write lock first: no other process claims meanwhile
-            found = self._db.execute(
-                "SELECT row_number, identity, conflict, payload FROM import_rows"
-                " WHERE import_id = ? AND state IN ('pending', 'sent')"
-                " AND (held_until IS NULL OR held_until <= ?)"
-                " AND (held_by IS NULL OR held_by <> ?)"
-                " ORDER BY row_number LIMIT ?",
-                (import_id, now, owner, limit),
-            ).fetchall()
-            self._db.executemany(
-                "UPDATE import_rows SET state = 'sent', held_by = ?, held_until = ?,"
-                " attempts = attempts + 1, updated_at = ? WHERE import_id = ? AND row_number = ?",
-                [(owner, now + lease_seconds, now, import_id, number) for number, *_ in found],
-            )
-        return [JournalRow(n, i, c, json.loads(p), "sent") for n, i, c, p in found]
+        return await self._db.run(_claim, import_id, owner, limit, lease_seconds)
 
     async def renew(self, owner: str, *, lease_seconds: float) -> None:
-        with self._db:
-            self._db.execute(
-                "UPDATE import_rows SET held_until = ?"
-                " WHERE held_by = ? AND held_until IS NOT NULL",
-                (time.time() + lease_seconds, owner),
-            )
+        await self._db.run(_renew, owner, lease_seconds)
 
     async def release(self, owner: str) -> None:
-        with self._db:
-            self._db.execute(
-                "UPDATE import_rows SET held_until = NULL"
-                " WHERE held_by = ? AND held_until IS NOT NULL",
-                (owner,),
-            )
+        await self._db.run(_release, owner)
 
     async def held_elsewhere(self, import_id: int, *, owner: str) -> int:
-        (held,) = self._db.execute(
-            "SELECT count(*) FROM import_rows WHERE held_until > ? AND held_by <> ?"
-            " AND import_id = ? AND state = 'sent'",
-            (time.time(), owner, import_id),
-        ).fetchone()
-        return int(held)
+        return await self._db.run(_held_elsewhere, import_id, owner)
 
     async def counts(self, import_id: int) -> JournalCounts:
-        by_state: dict[str, int] = dict.fromkeys(("pending", "sent", "confirmed", "failed"), 0)
-        statuses: dict[str, int] = {}
-        for state, status, count in self._db.execute(
-            "SELECT state, status, count(*) FROM import_rows WHERE import_id = ?"
-            " GROUP BY state, status",
-            (import_id,),
-        ):
-            by_state[state] += count
-            if state == "confirmed" and status:
-                statuses[status] = statuses.get(status, 0) + count
-        (rejected,) = self._db.execute(
-            "SELECT count(DISTINCT row_number) FROM import_rejections WHERE import_id = ?",
-            (import_id,),
-        ).fetchone()
-        return JournalCounts(**by_state, rejected=rejected, statuses=statuses)
+        return await self._db.run(_counts, import_id)
 
     async def rejections(self, import_id: int) -> AsyncIterator[Rejection]:
-        refused = self._db.execute(
-            "SELECT row_number, field, reason, identity FROM import_rejections"
-            " WHERE import_id = ? ORDER BY row_number",
-            (import_id,),
+        refused = await self._db.run(_execute, _REFUSED, (import_id,))
+        while page := await self._db.run(_fetch_page, refused):
+            for number, field_name, reason, identity in page:
+                yield Rejection(number, field_name, reason, identity)
+        failed = await self._db.run(_execute, _FAILED, (import_id,))
+        while page := await self._db.run(_fetch_page, failed):
+            for number, identity, reason in page:
+                yield Rejection(number, "", reason, identity, "vendor")
+
+
+# --- the transactions, each run on the database's thread ----------------------------------
+@contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction that takes the database's write lock at once, so what it
+    reads cannot change under it (another process waits up to the busy timeout)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(import_rows)")}
+    if "held_by" not in columns:  # a version 1 file
+        db.execute("ALTER TABLE import_rows ADD COLUMN held_by TEXT")
+        db.execute("ALTER TABLE import_rows ADD COLUMN held_until REAL")
+    db.execute(_HELD_INDEX)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _open_import(db: sqlite3.Connection, key: ImportKey, source: str) -> ImportRecord:
+    now = time.time()
+    with db:
+        db.execute(
+            "INSERT OR IGNORE INTO imports (vendor, tenant, fingerprint, source, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (key.vendor, key.tenant, key.fingerprint, source, now, now),
         )
-        for number, field_name, reason, identity in refused:
-            yield Rejection(number, field_name, reason, identity)
-        failed = self._db.execute(
-            "SELECT row_number, identity, coalesce(reason, '') FROM import_rows"
-            " WHERE import_id = ? AND state = 'failed' ORDER BY row_number",
-            (import_id,),
+    found = _find_import(db, key)
+    if found is None:  # pragma: no cover - inserted just above
+        raise RuntimeError("the import vanished from the journal")
+    return found
+
+
+def _find_import(db: sqlite3.Connection, key: ImportKey) -> ImportRecord | None:
+    row = db.execute(
+        "SELECT id, source, runs, planned, rows_read, created_at FROM imports"
+        " WHERE vendor = ? AND tenant = ? AND fingerprint = ?",
+        (key.vendor, key.tenant, key.fingerprint),
+    ).fetchone()
+    if row is None:
+        return None
+    import_id, source, runs, planned, rows_read, created_at = row
+    return ImportRecord(import_id, key, source, runs, bool(planned), rows_read, created_at)
+
+
+def _start_run(db: sqlite3.Connection, import_id: int) -> int:
+    with db:
+        (runs,) = db.execute(
+            "UPDATE imports SET runs = runs + 1, updated_at = ? WHERE id = ? RETURNING runs",
+            (time.time(), import_id),
+        ).fetchone()
+    return int(runs)
+
+
+def _add_rows(
+    db: sqlite3.Connection, import_id: int, rows: Sequence[NewRow]
+) -> list[tuple[int, int]]:
+    now = time.time()
+    with db:
+        db.executemany(
+            "INSERT OR IGNORE INTO import_rows (import_id, row_number, identity, conflict,"
+            " payload, state, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+            [(import_id, r.number, r.identity, r.conflict, _dump(r.payload), now) for r in rows],
         )
-        for number, identity, reason in failed:
-            yield Rejection(number, "", reason, identity, "vendor")
+    return _duplicates(db, import_id, rows)
+
+
+def _duplicates(
+    db: sqlite3.Connection, import_id: int, rows: Sequence[NewRow]
+) -> list[tuple[int, int]]:
+    owners: dict[str, int] = {}
+    identities = [row.identity for row in rows]
+    for part in _parts(identities):
+        owners.update(
+            db.execute(
+                "SELECT identity, row_number FROM import_rows"  # noqa: S608 - only "?"s
+                f" WHERE import_id = ? AND identity IN ({_marks(part)})",
+                (import_id, *part),
+            ).fetchall()
+        )
+    return [(r.number, owners[r.identity]) for r in rows if owners[r.identity] != r.number]
+
+
+def _add_rejections(
+    db: sqlite3.Connection, import_id: int, rejections: Sequence[Rejection]
+) -> None:
+    with db:
+        db.executemany(
+            "INSERT OR IGNORE INTO import_rejections (import_id, row_number, field, reason,"
+            " identity) VALUES (?, ?, ?, ?, ?)",
+            [(import_id, r.number, r.field, r.reason, r.identity) for r in rejections],
+        )
+
+
+def _mark_planned(db: sqlite3.Connection, import_id: int, rows_read: int) -> None:
+    with db:
+        db.execute(
+            "UPDATE imports SET planned = 1, rows_read = ?, updated_at = ? WHERE id = ?",
+            (rows_read, time.time(), import_id),
+        )
+
+
+_UPDATE_ROWS = (
+    "UPDATE import_rows SET state = ?, status = coalesce(?, status),"
+    " vendor_id = coalesce(?, vendor_id), reason = ?,"
+    " attempts = attempts + (? = 'sent'), updated_at = ?, held_until = NULL"
+    " WHERE import_id = ? AND row_number IN ({marks})"
+)
+
+
+def _update_rows(db: sqlite3.Connection, import_id: int, updates: Sequence[RowUpdate]) -> None:
+    now = time.time()
+    with db:
+        for (state, status, vendor_id, reason), numbers in _alike(updates).items():
+            for part in _parts(numbers):
+                db.execute(
+                    _UPDATE_ROWS.format(marks=_marks(part)),
+                    (state, status, vendor_id, reason, state, now, import_id, *part),
+                )
+
+
+def _alike(
+    updates: Sequence[RowUpdate],
+) -> dict[tuple[str, str | None, str | None, str | None], list[int]]:
+    """Row numbers by the values they get: a chunk's rows mostly end alike ("confirmed,
+    created"), and one statement for them all is far cheaper than one per row."""
+    groups: dict[tuple[str, str | None, str | None, str | None], list[int]] = {}
+    for update in updates:
+        values = (update.state, update.status, update.vendor_id, update.reason)
+        groups.setdefault(values, []).append(update.number)
+    return groups
+
+
+def _parts(values: Sequence[_V], size: int = 500) -> Iterator[Sequence[_V]]:
+    """`values` in slices small enough for the parameters of one statement."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _marks(values: Sequence[object]) -> str:
+    """As many "?" as `values`, for an `IN ({marks})` (never a value in the SQL text)."""
+    return ",".join("?" * len(values))
+
+
+_HOLD_ROWS = (
+    "UPDATE import_rows SET state = 'sent', held_by = ?, held_until = ?,"
+    " attempts = attempts + 1, updated_at = ? WHERE import_id = ? AND row_number IN ({marks})"
+)
+
+
+def _claim(
+    db: sqlite3.Connection, import_id: int, owner: str, limit: int, lease_seconds: float
+) -> list[JournalRow]:
+    now = time.time()
+    with _immediate(db):  # the write lock first: no other process claims meanwhile
+        found = db.execute(
+            "SELECT row_number, identity, conflict, payload FROM import_rows"
+            " WHERE import_id = ? AND state IN ('pending', 'sent')"
+            " AND (held_until IS NULL OR held_until <= ?)"
+            " AND (held_by IS NULL OR held_by <> ?)"
+            " ORDER BY row_number LIMIT ?",
+            (import_id, now, owner, limit),
+        ).fetchall()
+        for part in _parts([number for number, *_ in found]):
+            db.execute(
+                _HOLD_ROWS.format(marks=_marks(part)),
+                (owner, now + lease_seconds, now, import_id, *part),
+            )
+    return [JournalRow(n, i, c, json.loads(p), "sent") for n, i, c, p in found]
+
+
+def _renew(db: sqlite3.Connection, owner: str, lease_seconds: float) -> None:
+    with db:
+        db.execute(
+            "UPDATE import_rows SET held_until = ? WHERE held_by = ? AND held_until IS NOT NULL",
+            (time.time() + lease_seconds, owner),
+        )
+
+
+def _release(db: sqlite3.Connection, owner: str) -> None:
+    with db:
+        db.execute(
+            "UPDATE import_rows SET held_until = NULL WHERE held_by = ? AND held_until IS NOT NULL",
+            (owner,),
+        )
+
+
+def _held_elsewhere(db: sqlite3.Connection, import_id: int, owner: str) -> int:
+    (held,) = db.execute(
+        "SELECT count(*) FROM import_rows WHERE held_until > ? AND held_by <> ?"
+        " AND import_id = ? AND state = 'sent'",
+        (time.time(), owner, import_id),
+    ).fetchone()
+    return int(held)
+
+
+def _counts(db: sqlite3.Connection, import_id: int) -> JournalCounts:
+    by_state: dict[str, int] = dict.fromkeys(("pending", "sent", "confirmed", "failed"), 0)
+    statuses: dict[str, int] = {}
+    for state, status, count in db.execute(
+        "SELECT state, status, count(*) FROM import_rows WHERE import_id = ?"
+        " GROUP BY state, status",
+        (import_id,),
+    ):
+        by_state[state] += count
+        if state == "confirmed" and status:
+            statuses[status] = statuses.get(status, 0) + count
+    (rejected,) = db.execute(
+        "SELECT count(DISTINCT row_number) FROM import_rejections WHERE import_id = ?",
+        (import_id,),
+    ).fetchone()
+    return JournalCounts(**by_state, rejected=rejected, statuses=statuses)
+
+
+_REFUSED = (
+    "SELECT row_number, field, reason, identity FROM import_rejections"
+    " WHERE import_id = ? ORDER BY row_number"
+)
+_FAILED = (
+    "SELECT row_number, identity, coalesce(reason, '') FROM import_rows"
+    " WHERE import_id = ? AND state = 'failed' ORDER BY row_number"
+)
+
+
+def _execute(db: sqlite3.Connection, query: str, parameters: tuple[object, ...]) -> sqlite3.Cursor:
+    return db.execute(query, parameters)
+
+
+def _fetch_page(_: sqlite3.Connection, cursor: sqlite3.Cursor) -> list[Any]:
+    return cursor.fetchmany(_PAGE)
+
+
+_PAGE = 1000
 
 
 def _dump(payload: dict[str, Any]) -> str:

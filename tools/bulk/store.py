@@ -22,6 +22,7 @@ from pathlib import Path
 from tools.aio import AsyncClosing
 from tools.bulk.audit import AuditLog, SqliteAuditLog
 from tools.bulk.journal import ImportJournal, SqliteJournal
+from tools.bulk.sqlite import SqliteThread
 from tools.errors import ConfigurationError
 from tools.settings import CrmopsSettings
 
@@ -106,7 +107,7 @@ def sqlite_store(path: Path | str) -> Store:
     """A store in the SQLite file `path` (":memory:" for a throwaway one)."""
     # The default isolation level opens a transaction before a write; `with connection:`
     # commits it, so each journal call is one transaction (not one per row).
-    connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000)
+    connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     # WAL: a reader (another crmops process, a progress check) never blocks the writer.
     # synchronous=NORMAL may lose the last commits on power loss, never corrupt: a lost
     # "confirmed" only makes the next run resend rows, which the vendors upsert.
@@ -114,12 +115,10 @@ def sqlite_store(path: Path | str) -> Store:
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")
 
-    async def close() -> None:
-        connection.close()
-
+    database = SqliteThread(connection)  # from here on, only its thread uses the connection
     return Store(
-        journal=SqliteJournal(connection),
-        audit=SqliteAuditLog(connection),
+        journal=SqliteJournal(database),
+        audit=SqliteAuditLog(database),
         location=str(path),
-        _close=close,
+        _close=database.aclose,
     )
