@@ -450,8 +450,8 @@ class _Run:
 
     async def _produce(self, queue: asyncio.Queue[list[JournalRow] | None]) -> None:
         # Rows are claimed (journaled `sent`, held by this run) a chunk's worth at a time, so
-        # replicas running this import together each send different rows. Claiming more at
-        # once holds the event loop longer (20 ms for 1,000 SQLite rows: a slot at 50 req/s).
+        # replicas running this import together each send different rows, and no run holds
+        # rows it will not send soon.
         chunker = _Chunker(self.target.batch_size)
         while self.stopped is None:
             page = await self.journal.claim(
