@@ -374,19 +374,19 @@ def _add_rows(
     return _duplicates(db, import_id, rows)
 
 
+_ROWS_OF_IDENTITIES = (
+    "SELECT identity, row_number FROM import_rows WHERE import_id = ? AND identity IN ({marks})"
+)
+
+
 def _duplicates(
     db: sqlite3.Connection, import_id: int, rows: Sequence[NewRow]
 ) -> list[tuple[int, int]]:
     owners: dict[str, int] = {}
     identities = [row.identity for row in rows]
     for part in _parts(identities):
-        owners.update(
-            db.execute(
-                "SELECT identity, row_number FROM import_rows"  # noqa: S608 - only "?"s
-                f" WHERE import_id = ? AND identity IN ({_marks(part)})",
-                (import_id, *part),
-            ).fetchall()
-        )
+        found = db.execute(_ROWS_OF_IDENTITIES.format(marks=_marks(part)), (import_id, *part))
+        owners.update(found.fetchall())
     return [(r.number, owners[r.identity]) for r in rows if owners[r.identity] != r.number]
 
 
