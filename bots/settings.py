@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tools.errors import ConfigurationError
+from tools.settings import read_settings
 
 SLACK_API_URL = "https://slack.com/api/"
 SLACK_FILES_HOST = "files.slack.com"
@@ -58,7 +59,7 @@ class SlackSettings(BaseSettings):
     @classmethod
     def load(cls, env_file: Path | None = Path(".env")) -> SlackSettings:
         """Read the environment, then `env_file` (ignored when it does not exist)."""
-        return cls(_env_file=env_file)
+        return read_settings(cls, env_file, "slack")
 
     def missing(self, *, socket_mode: bool) -> list[str]:
         """The variables `crmops slack` needs in this mode and that are unset."""
@@ -154,7 +155,7 @@ class AccessSettings(BaseSettings):
     @classmethod
     def load(cls, env_file: Path | None = Path(".env")) -> AccessSettings:
         """Read the environment, then `env_file` (ignored when it does not exist)."""
-        return cls(_env_file=env_file)
+        return read_settings(cls, env_file, "slack access")
 
     @property
     def write_rule(self) -> AccessRule:

@@ -44,6 +44,7 @@ from tools.settings import (
     Settings,
     SocialEpochSettings,
     XiaolanbenSettings,
+    unparsed_values,
 )
 
 CHECK_TIMEOUT = 10.0
@@ -112,12 +113,12 @@ async def diagnose(
     A vendor whose settings do not parse is reported `misconfigured` with the variable at
     fault; the others are still checked. `ConfigurationError` if `CRMOPS_*` does not parse.
     """
-    crmops = _load(CrmopsSettings, "CRMOPS_", env_file)
+    crmops = _load(CrmopsSettings, env_file)
     if isinstance(crmops, _Unparsed):
         raise ConfigurationError(vendor="crmops", missing=crmops.missing, detail=crmops.summary)
-    socialepoch = _load(SocialEpochSettings, "SOCIALEPOCH_", env_file)
-    xiaolanben = _load(XiaolanbenSettings, "XIAOLANBEN_", env_file)
-    bangwo8 = _load(Bangwo8Settings, "BANGWO8_", env_file)
+    socialepoch = _load(SocialEpochSettings, env_file)
+    xiaolanben = _load(XiaolanbenSettings, env_file)
+    bangwo8 = _load(Bangwo8Settings, env_file)
     loaded: dict[DoctorVendor, object] = {
         "socialepoch": socialepoch,
         "xiaolanben": xiaolanben,
@@ -259,25 +260,19 @@ def _failed(
 # --- settings ----------------------------------------------------------------------------
 
 
-def _load(cls: type[_S], prefix: str, env_file: Path | None) -> _S | _Unparsed:
+def _load(cls: type[_S], env_file: Path | None) -> _S | _Unparsed:
     try:
         return cls(_env_file=env_file)
     except ValidationError as exc:
-        return _Unparsed.of(exc, prefix)
+        return _Unparsed(unparsed_values(exc, cls))
 
 
 class _Unparsed:
     """Settings that did not parse: the variables at fault and why."""
 
-    def __init__(self, missing: list[str], summary: str) -> None:
-        self.missing = missing
-        self.summary = summary
-
-    @classmethod
-    def of(cls, error: ValidationError, prefix: str) -> _Unparsed:
-        names = [f"{prefix}{'_'.join(map(str, e['loc'])).upper()}" for e in error.errors()]
-        reasons = [f"{name}: {e['msg']}" for name, e in zip(names, error.errors(), strict=True)]
-        return cls(names, "; ".join(reasons))
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.missing = [variable for variable, _ in problems]
+        self.summary = "; ".join(f"{variable}: {why}" for variable, why in problems)
 
 
 def _unparsed_check(vendor: DoctorVendor, unparsed: _Unparsed) -> VendorCheck:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.errors import ConfigurationError
@@ -220,10 +220,41 @@ class Settings(BaseModel):
 
     @classmethod
     def load(cls, env_file: Path | None = Path(".env")) -> Settings:
-        """Read the environment, then `env_file` (ignored when it does not exist)."""
+        """Read the environment, then `env_file` (ignored when it does not exist).
+
+        A malformed value (`SOCIALEPOCH_BATCH_SIZE=500`) is a `ConfigurationError` naming
+        the variable and what it must be.
+        """
         return cls(
-            crmops=CrmopsSettings(_env_file=env_file),
-            socialepoch=SocialEpochSettings(_env_file=env_file),
-            xiaolanben=XiaolanbenSettings(_env_file=env_file),
-            bangwo8=Bangwo8Settings(_env_file=env_file),
+            crmops=read_settings(CrmopsSettings, env_file, "crmops"),
+            socialepoch=read_settings(SocialEpochSettings, env_file, "socialepoch"),
+            xiaolanben=read_settings(XiaolanbenSettings, env_file, "xiaolanben"),
+            bangwo8=read_settings(Bangwo8Settings, env_file, "bangwo8"),
         )
+
+
+_Read = TypeVar("_Read", bound=BaseSettings)
+
+
+def read_settings(settings: type[_Read], env_file: Path | None, name: str) -> _Read:
+    """`settings` from the environment, then `env_file`; `ConfigurationError` for a value
+    that does not parse, naming the variable but never the value (it may be a secret)."""
+    try:
+        return settings(_env_file=env_file)
+    except ValidationError as exc:
+        problems = [f"{variable}: {why}" for variable, why in unparsed_values(exc, settings)]
+        raise ConfigurationError(
+            vendor=name, detail="; ".join(problems) + " (fix it in the environment or .env)"
+        ) from None
+
+
+def unparsed_values(error: ValidationError, settings: type[BaseSettings]) -> list[tuple[str, str]]:
+    """`(variable, what is wrong with it)` for each value of `settings` in `error`."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    return [
+        (
+            prefix + "_".join(str(part) for part in problem["loc"]).upper(),
+            problem["msg"].removeprefix("Value error, "),
+        )
+        for problem in error.errors()
+    ]

@@ -82,6 +82,23 @@ def test_an_unconfigured_vendor_exits_with_the_configuration_code(db: Path) -> N
 # --- customer ---------------------------------------------------------------------------------
 
 
+def test_a_malformed_setting_is_named_with_the_configuration_code(
+    configured: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOCIALEPOCH_BATCH_SIZE", "500")
+    monkeypatch.setenv("XIAOLANBEN_RATE_LIMIT", "CANARY-fast")  # never echoed: could be a secret
+
+    for args in (["staff"], ["customer", "8613800000000"]):
+        result = run(*args)
+        assert result.exit_code == EXIT_CONFIG
+        line = one_error_line(result)
+        assert "SOCIALEPOCH_BATCH_SIZE: Input should be less than or equal to 100" in line
+    monkeypatch.delenv("SOCIALEPOCH_BATCH_SIZE")
+    result = run("staff")
+    assert "XIAOLANBEN_RATE_LIMIT: Input should be a valid number" in one_error_line(result)
+    assert "CANARY" not in result.output + result.stderr
+
+
 def test_customer_takes_a_number_written_with_spaces(configured: Sandbox) -> None:
     configured.socialepoch.seed()
     number, record = next(iter(configured.socialepoch.customers.items()))
