@@ -20,10 +20,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from pydantic import SecretStr
 
-from server.http_app import build_http_app
-from server.mcp_server import build_server
 from tests.bots.conftest import (
     CHANNEL,
     TEAM,
@@ -38,43 +35,26 @@ from tests.bots.conftest import (
 )
 from tests.bots.waiting import wait_until
 from tests.sandbox import Sandbox
+from tests.server.mcp_http import INITIALIZE, MCP_HEADERS, serve_mcp_http
 from tools.settings import Settings
-from tools.simulation import serve
 
 __all__ = ["access", "endpoint", "fake_slack", "slack_settings", "store"]
 
 TOKEN = "mcp-token-CANARY-0d9e8f7a6b"
 WAIT = 30
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "test", "version": "0"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 WRITE_TOOLS = {"import_customer", "create_ticket"}
-
-
-def _serve_mcp(settings: Settings, *, read_only: bool = False) -> Iterator[str]:
-    settings.crmops.mcp_token = SecretStr(TOKEN)
-    server = build_server(settings, read_only=read_only)
-    app = build_http_app(server, token=settings.crmops.mcp_token, host="127.0.0.1")
-    with serve(app, lifespan="on") as served:
-        yield served.url
 
 
 @pytest.fixture
 def mcp_url(settings: Settings) -> Iterator[str]:
-    yield from _serve_mcp(settings)
+    with serve_mcp_http(settings, TOKEN) as url:
+        yield url
 
 
 @pytest.fixture
 def read_only_url(settings: Settings) -> Iterator[str]:
-    yield from _serve_mcp(settings, read_only=True)
+    with serve_mcp_http(settings, TOKEN, read_only=True) as url:
+        yield url
 
 
 def _post(url: str, headers: dict[str, str]) -> httpx.Response:

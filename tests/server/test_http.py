@@ -17,25 +17,14 @@ from server.http_app import build_http_app, transport_security
 from server.http_auth import BearerTokenMiddleware
 from server.mcp_server import build_server
 from tests.sandbox import Sandbox
+from tests.server.mcp_http import INITIALIZE, MCP_HEADERS, serve_mcp_http
 from tools.errors import ConfigurationError
 from tools.lookup import ErrorLookup
 from tools.settings import Settings
-from tools.simulation import serve
 from tools.staff import StaffList
 
 TOKEN = "test-token-5b0f3c9e8d7a"
 WAIT = 30
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "test", "version": "0"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 
 @pytest.fixture
@@ -47,10 +36,8 @@ def http_settings(settings: Settings) -> Settings:
 @pytest.fixture
 def base_url(http_settings: Settings) -> Iterator[str]:
     """The whole HTTP app, served by uvicorn (lifespan on) on loopback in a thread."""
-    server = build_server(http_settings)
-    app = build_http_app(server, token=http_settings.crmops.mcp_token, host="127.0.0.1")
-    with serve(app, lifespan="on") as served:
-        yield served.url
+    with serve_mcp_http(http_settings, TOKEN) as url:
+        yield url
 
 
 @pytest.fixture

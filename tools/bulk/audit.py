@@ -16,7 +16,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -57,6 +57,21 @@ class AuditEntry:
     outcome: Outcome
     error: str | None = None
     at: float = field(default_factory=time.time)
+
+    @classmethod
+    def from_columns(cls, row: Sequence[Any]) -> AuditEntry:
+        """The entry of a row selected in the order of `columns`, `sent` decoded already."""
+        at, surface, actor, vendor, operation, target, sent, outcome, error = row
+        return cls(
+            actor=Actor(surface, actor),
+            vendor=vendor,
+            operation=operation,
+            target=target,
+            sent=sent,
+            outcome=outcome,
+            error=error,
+            at=float(at),
+        )
 
     def columns(self, sent: object) -> tuple[object, ...]:
         """Values for `INSERT INTO audit_log (at, surface, actor, vendor, operation, target,
@@ -124,20 +139,7 @@ class SqliteAuditLog:
         await self._db.run(_insert, entry.columns(sent))
 
     async def recent(self, limit: int = 100) -> list[AuditEntry]:
-        rows = await self._db.run(_latest, limit)
-        return [
-            AuditEntry(
-                actor=Actor(surface, actor),
-                vendor=vendor,
-                operation=operation,
-                target=target,
-                sent=json.loads(sent),
-                outcome=outcome,
-                error=error,
-                at=at,
-            )
-            for at, surface, actor, vendor, operation, target, sent, outcome, error in rows
-        ]
+        return await self._db.run(_latest, limit)
 
 
 def _insert(db: sqlite3.Connection, columns: tuple[object, ...]) -> None:
@@ -149,9 +151,16 @@ def _insert(db: sqlite3.Connection, columns: tuple[object, ...]) -> None:
         )
 
 
-def _latest(db: sqlite3.Connection, limit: int) -> list[Any]:
-    return db.execute(
+def _latest(db: sqlite3.Connection, limit: int) -> list[AuditEntry]:
+    rows = db.execute(
         "SELECT at, surface, actor, vendor, operation, target, sent, outcome, error"
         " FROM audit_log ORDER BY id DESC LIMIT ?",
         (limit,),
-    ).fetchall()
+    )
+    return [AuditEntry.from_columns(_sent_decoded(row)) for row in rows]
+
+
+def _sent_decoded(row: Sequence[Any]) -> tuple[Any, ...]:
+    """The row with its `sent` column (stored as JSON text) decoded."""
+    *before, sent, outcome, error = row
+    return (*before, json.loads(sent), outcome, error)

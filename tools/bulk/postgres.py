@@ -29,7 +29,7 @@ import psycopg
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from tools.bulk.audit import Actor, AuditEntry, redact
+from tools.bulk.audit import AuditEntry, redact
 from tools.bulk.journal import (
     ImportKey,
     ImportRecord,
@@ -459,19 +459,7 @@ class PostgresAuditLog:
                 (limit,),
             )
             rows = await cursor.fetchall()
-        return [
-            AuditEntry(
-                actor=Actor(surface, actor),
-                vendor=vendor,
-                operation=operation,
-                target=target,
-                sent=sent,
-                outcome=outcome,
-                error=error,
-                at=float(at),
-            )
-            for at, surface, actor, vendor, operation, target, sent, outcome, error in rows
-        ]
+        return [AuditEntry.from_columns(row) for row in rows]
 
 
 def postgres_probe(url: str, *, timeout: float = 2.0) -> Callable[[], Awaitable[None]]:
