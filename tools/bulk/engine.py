@@ -461,6 +461,7 @@ class _Run:
                 lease_seconds=self.store.lease_seconds,
             )
             self._unsent.update(row.number for row in page)
+            _raise_if_cancelled()
             for chunk in chunker.add(page) if page else chunker.flush():
                 await queue.put(chunk)
             if not page and not await self._others_sending():
@@ -504,6 +505,7 @@ class _Run:
         while chunk is not None:
             if self.stopped is None:
                 await self._deliver(chunk)
+            _raise_if_cancelled()
             chunk = await queue.get()
 
     async def _await_first_slot(self) -> None:
@@ -737,6 +739,18 @@ class _Chunker:
                 self._chunk.append(row)
                 self._keys.add(row.conflict)
         return chunk
+
+
+def _raise_if_cancelled() -> None:
+    """`CancelledError` if this task was cancelled but the error never reached it.
+
+    Seen under load on SIGTERM (server/cli_import.py cancels the import): a worker came back
+    from a delivery still marked `cancelling()`, some await below having swallowed the
+    error, and then waited on the queue for ever. A stop must stop every worker.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _update(row: JournalRow, outcome: RecordOutcome) -> RowUpdate:

@@ -50,8 +50,8 @@ class SqliteThread(AsyncClosing):
     ) -> T:
         """`function(connection, *args, **kwargs)` on the worker thread; its result.
 
-        A cancelled caller stops waiting, but the function still runs to its end: a
-        transaction is never cut in half.
+        A cancelled caller stops waiting; a function already running still runs to its end
+        and one not yet started never starts, so a transaction is never cut in half.
         """
         call = functools.partial(function, self.connection, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._worker, call)
