@@ -55,9 +55,12 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from tools.bulk import Actor, BulkVendor, bulk_import, sqlite_store
+from tools.bulk import BulkVendor, bulk_import
 from tools.bulk.targets import import_target
-from tools.sandbox import SE_AGENT, SE_API_KEY, SE_TENANT, XLB_COMPANY, XLB_SIGN_KEY
+from tools.sandbox.simulation import start_server
+from tools.sandbox.socialepoch import SocialEpochSimulator
+from tools.sandbox.stack import SE_AGENT, SE_API_KEY, SE_TENANT, XLB_COMPANY, XLB_SIGN_KEY
+from tools.sandbox.xiaolanben import XiaolanbenSimulator
 from tools.services import Services
 from tools.settings import (
     Bangwo8Settings,
@@ -66,10 +69,9 @@ from tools.settings import (
     SocialEpochSettings,
     XiaolanbenSettings,
 )
-from tools.simulation import start_server
+from tools.storage.audit import Actor
+from tools.storage.store import sqlite_store
 from tools.transport import LocalRateLimiter
-from tools.vendors.socialepoch import SocialEpochSimulator
-from tools.vendors.xiaolanben import XiaolanbenSimulator
 
 CEILING = 50.0
 LATENCY = 0.1

@@ -57,10 +57,12 @@ from bots.serving import build_http_app as build_slack_app
 from bots.settings import AccessSettings, SlackSettings
 from server.http_app import build_http_app
 from server.mcp_server import build_server
-from tools.bulk import Actor, bulk_import, sqlite_store
-from tools.sandbox import serve_sandbox
+from tools.bulk import bulk_import
+from tools.sandbox.simulation import start_server
+from tools.sandbox.stack import serve_sandbox
 from tools.services import Services
-from tools.simulation import start_server
+from tools.storage.audit import Actor
+from tools.storage.store import sqlite_store
 
 TOKEN = "load-test-token-7d1c"  # noqa: S105 - a throwaway token for this run only
 SIGNING_SECRET = "load-test-signing-secret"  # noqa: S105

@@ -61,14 +61,14 @@ from bots.imports import (
     slack_actor,
 )
 from bots.settings import AccessSettings, SlackSettings
-from tools.bulk import AuditEntry, AuditLog, Store
-from tools.bulk.audit import Outcome
 from tools.bulk.columns import BulkVendor
 from tools.customers import query_customer
 from tools.errors import InputError
 from tools.lookup import lookup_error_code
 from tools.services import Services
 from tools.staff import list_staff
+from tools.storage.audit import AuditEntry, AuditLog, Outcome
+from tools.storage.store import Store
 from tools.tickets import create_ticket
 from tools.vendors.bangwo8 import validate_ticket
 

@@ -23,11 +23,11 @@ from bots.app import build_app
 from bots.sandbox import serve_with_fake_slack
 from bots.serving import build_http_app, serve_http, socket_mode_handler
 from bots.settings import AccessSettings, SlackSettings
-from tools.backends import readiness_checks
-from tools.bulk import open_store
 from tools.errors import ConfigurationError, CrmopsError
 from tools.services import Services
 from tools.settings import Settings
+from tools.storage.configured import open_store
+from tools.storage.shared import readiness_checks
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 78  # sysexits EX_CONFIG, as `crmops mcp`

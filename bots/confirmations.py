@@ -23,8 +23,8 @@ from typing import Any, Literal, Protocol, cast
 from pydantic import BaseModel, ConfigDict, Field
 from redis.typing import EncodableT, FieldT
 
-from tools.backends.redis import RedisBackend
 from tools.errors import CrmopsError
+from tools.storage.redis import RedisBackend
 
 Clock = Callable[[], float]
 RefusalReason = Literal["unknown", "expired", "used", "not_yours"]

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from tools.backends.redis import RedisBackend
 from tools.errors import VendorUnavailableError
-from tools.simulation import ReplayGuard
+from tools.storage.redis import RedisBackend
+from tools.storage.replay import ReplayGuard
 
 log = logging.getLogger("crmops.slack")
 

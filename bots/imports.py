@@ -34,10 +34,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots import auth, blocks
 from bots.settings import SlackSettings
-from tools.bulk import Actor, BulkImportReport, ImportProgress, Store, bulk_import
+from tools.bulk import BulkImportReport, ImportProgress, bulk_import
 from tools.bulk.columns import BulkVendor
 from tools.errors import InputError, Problem
 from tools.services import Services
+from tools.storage.audit import Actor
+from tools.storage.store import Store
 
 log = logging.getLogger("crmops.slack")
 

@@ -33,11 +33,11 @@ from bots.app import build_app
 from bots.fake_slack import FakeSlack
 from bots.serving import EVENTS_PATH, build_http_app
 from bots.settings import AccessSettings, SlackSettings
-from tools.bulk import sqlite_store
-from tools.sandbox import SandboxPortError, SlackSandboxUrls
+from tools.sandbox.simulation import ServedApp, start_server
+from tools.sandbox.stack import SandboxPortError, SlackSandboxUrls
 from tools.services import Services
 from tools.settings import Settings
-from tools.simulation import ServedApp, start_server
+from tools.storage.store import sqlite_store
 
 START_TIMEOUT = 10.0
 

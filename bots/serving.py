@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from bots import auth
 from bots.settings import SlackSettings
-from tools.backends import ReadinessCheck, readyz_endpoint
+from tools.storage.shared import ReadinessCheck, readyz_endpoint
 
 log = logging.getLogger("crmops.slack")
 
@@ -41,7 +41,7 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 def build_http_app(bolt_app: AsyncApp, *, checks: Sequence[ReadinessCheck] = ()) -> Starlette:
     """`POST /slack/events` for every Slack request (commands, buttons, modals, events);
-    `/healthz`, and `/readyz` running `checks` (`tools.backends.readiness_checks`)."""
+    `/healthz`, and `/readyz` running `checks` (`tools.storage.shared.readiness_checks`)."""
     handler = AsyncSlackRequestHandler(bolt_app)
 
     async def events(request: Request) -> Response:

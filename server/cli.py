@@ -28,11 +28,11 @@ from server import cli_doctor, cli_import, cli_tools
 from server import sandbox as sandbox_module
 from server.http_app import build_http_app, serve_http
 from server.mcp_server import build_server, parse_tool_names
-from tools.backends import readiness_checks
 from tools.catalog import VENDORS, Vendor
 from tools.errors import ConfigurationError, CrmopsError, InputError, VendorError
 from tools.lookup import lookup_error_code, render_text
 from tools.settings import Settings
+from tools.storage.shared import readiness_checks
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -39,10 +39,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tools.bulk import Actor, BulkImportReport, ImportProgress, bulk_import, open_store
+from tools.bulk import BulkImportReport, ImportProgress, bulk_import
 from tools.errors import ConfigurationError, CrmopsError, InputError, Problem, VendorError
 from tools.services import Services
 from tools.settings import Settings
+from tools.storage.audit import Actor
+from tools.storage.configured import open_store
 
 # The same values as server/cli.py's EXIT_* (not imported: server/cli.py imports this module).
 EXIT_OK = 0

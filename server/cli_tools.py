@@ -31,12 +31,12 @@ from rich.console import Console
 from rich.table import Table
 
 from server.cli_import import EXIT_INTERRUPTED, error_code
-from tools.bulk import Actor
 from tools.customers import CustomerQuery, query_customer
 from tools.errors import CrmopsError, InputError, Problem
 from tools.services import Services
 from tools.settings import Settings
 from tools.staff import MAX_STAFF, StaffList, list_staff
+from tools.storage.audit import Actor
 from tools.tickets import (
     MAX_TICKETS_PER_PAGE,
     CodeValue,

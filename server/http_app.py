@@ -31,8 +31,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from server.http_auth import BearerTokenMiddleware
-from tools.backends import ReadinessCheck, readyz_endpoint
 from tools.errors import ConfigurationError
+from tools.storage.shared import ReadinessCheck, readyz_endpoint
 
 log = logging.getLogger("crmops.http")
 
@@ -54,7 +54,7 @@ def build_http_app(
 ) -> ASGIApp:
     """The ASGI app serving `server`; `ConfigurationError` without a token.
 
-    `checks` are what `/readyz` probes (`tools.backends.readiness_checks(settings)`).
+    `checks` are what `/readyz` probes (`tools.storage.shared.readiness_checks(settings)`).
     """
     if token is None or not token.get_secret_value():
         raise ConfigurationError(

@@ -32,7 +32,6 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from tools.bulk.audit import Actor
 from tools.catalog import VENDORS, load_catalog
 from tools.customers import import_customer, query_customer
 from tools.errors import ConfigurationError, CrmopsError
@@ -40,6 +39,7 @@ from tools.lookup import lookup_error_code
 from tools.services import Services
 from tools.settings import Settings
 from tools.staff import list_staff
+from tools.storage.audit import Actor
 from tools.tickets import create_ticket, list_tickets
 
 log = logging.getLogger("crmops.mcp")

@@ -44,12 +44,12 @@ from rich.table import Table
 
 from server.http_app import MCP_PATH, build_http_app
 from server.mcp_server import build_server
-from tools.bulk import Actor, bulk_import, sqlite_store
-from tools.bulk.store import Store, data_dir
+from tools.bulk import bulk_import
 from tools.customers import import_customer, query_customer
 from tools.errors import ConfigurationError, CrmopsError, InputError, Problem
 from tools.lookup import lookup_error_code, render_text
-from tools.sandbox import (
+from tools.sandbox.simulation import ServedApp, start_server
+from tools.sandbox.stack import (
     Sandbox,
     SandboxPortError,
     SlackSandboxUrls,
@@ -59,8 +59,10 @@ from tools.sandbox import (
 )
 from tools.services import Services
 from tools.settings import Settings
-from tools.simulation import ServedApp, start_server
 from tools.staff import list_staff
+from tools.storage.audit import Actor
+from tools.storage.configured import data_dir
+from tools.storage.store import Store, sqlite_store
 from tools.tickets import create_ticket, list_tickets
 
 DEFAULT_SIMULATOR_PORTS = (8701, 8702, 8703)

@@ -51,7 +51,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 # --- canary secrets ----------------------------------------------------------------------
 
 CANARY = "CANARY"
-"""Every secret the suite hands to crmops contains this marker (tools/sandbox.py, the Bangwo8
+"""Every secret the suite hands to crmops contains this marker (tools/sandbox/stack.py, the Bangwo8
 simulator's defaults, tests/bots/conftest.py). A test fails when it shows up in what the
 test printed (stdout, stderr) or in any log record, whatever the record's level."""
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tools.sandbox import SANDBOX_SECRETS, SE_AGENT, Sandbox, start_sandbox
+from tools.sandbox.stack import SANDBOX_SECRETS, SE_AGENT, Sandbox, start_sandbox
 from tools.services import Services
 from tools.settings import Settings
 from tools.transport import RetryPolicy

@@ -17,7 +17,7 @@ from tools.errors import (
     VendorAPIError,
     VendorUnavailableError,
 )
-from tools.simulation import ServedApp, Simulator, serve
+from tools.sandbox.simulation import ServedApp, Simulator, serve
 from tools.transport import (
     Endpoint,
     LocalRateLimiter,

@@ -19,10 +19,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tools.bulk import Actor, BulkImportReport, ImportProgress, Records, RowCallbacks, bulk_import
+from tools.bulk import BulkImportReport, ImportProgress, Records, RowCallbacks, bulk_import
 from tools.errors import InputError, Problem, VendorError
 from tools.models import RecordOutcome
 from tools.services import Services
+from tools.storage.audit import Actor
 from tools.vendors.socialepoch import CustomerRecord
 from tools.vendors.socialepoch.models import normalize_whatsapp
 from tools.vendors.xiaolanben import ImportFlags

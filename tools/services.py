@@ -17,20 +17,19 @@ Tests inject `transports` (e.g. `httpx.ASGITransport(sim.app)`), `rate_limiters`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import Protocol, TypedDict
 
 import httpx
 
 from tools.aio import AsyncClosing
-from tools.backends import SharedState
 from tools.settings import CrmopsSettings, Settings
+from tools.storage.configured import open_store
+from tools.storage.shared import SharedState
+from tools.storage.store import Store
 from tools.transport import RateLimiter, RetryPolicy
 from tools.vendors.bangwo8 import Bangwo8Client
 from tools.vendors.socialepoch import SocialEpochClient
 from tools.vendors.xiaolanben import XiaolanbenClient
-
-if TYPE_CHECKING:
-    from tools.bulk.store import Store
 
 
 class _Closable(Protocol):
@@ -63,7 +62,7 @@ class Services(AsyncClosing):
         self._rate_limiters = dict(rate_limiters or {})
         self._retry = retry
         self._clients: dict[str, _Closable] = {}
-        # CRMOPS_REDIS_URL: rate limits and tokens shared with other replicas (tools.backends).
+        # CRMOPS_REDIS_URL: rate limits and tokens shared with other replicas.
         self.shared = SharedState(settings)
 
     @property
@@ -109,9 +108,6 @@ class Services(AsyncClosing):
         database cannot be opened.
         """
         if self._store is None:
-            # tools.bulk imports this module: import it when first needed, not at load time.
-            from tools.bulk.store import open_store  # noqa: PLC0415
-
             self._store = open_store(self.settings.crmops)
             self._owns_store = True
         return self._store

@@ -206,7 +206,7 @@ class CrmopsSettings(BaseSettings):
         default=None,
         description="redis:// or rediss:// URL of the Redis that replicas share for rate "
         "limits, the Bangwo8 token, Slack dedupe and confirmations (default: in-process); "
-        "checked when first used (tools.backends), so its password never reaches an error",
+        "checked when first used (tools.storage.shared), so its password never reaches an error",
     )
 
 

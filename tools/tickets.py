@@ -20,9 +20,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tools.bulk.audit import Actor, AuditEntry, AuditLog, Outcome
 from tools.errors import InputError, VendorError, VendorUnavailableError
 from tools.services import Services
+from tools.storage.audit import Actor, AuditEntry, AuditLog, Outcome
 from tools.vendors.bangwo8 import Ticket, TicketFilters, validate_ticket
 from tools.vendors.bangwo8.models import Order, problems_of
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.bulk.conftest import RecordRecorder
-from tools.sandbox import XLB_COMPANY, XLB_SIGN_KEY
-from tools.simulation import ServedApp, start_server
-from tools.vendors.xiaolanben import XiaolanbenSimulator
+from tools.sandbox.simulation import ServedApp, start_server
+from tools.sandbox.stack import XLB_COMPANY, XLB_SIGN_KEY
+from tools.sandbox.xiaolanben import XiaolanbenSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 

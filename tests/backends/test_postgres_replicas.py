@@ -30,7 +30,7 @@ from tests.backends.replicas import (
 )
 from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
 from tools.bulk.engine import CHUNKS_AHEAD
-from tools.sandbox import SANDBOX_SECRETS
+from tools.sandbox.stack import SANDBOX_SECRETS
 
 ROWS = 600
 PER_PROCESS_RATE = "6"

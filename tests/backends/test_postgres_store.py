@@ -17,13 +17,14 @@ from server import cli_import
 from server.cli_import import standalone_app
 from tests.backends.postgres_server import PASSWORD, PostgresServer, free_port
 from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
-from tools.backends import check_readiness, readiness_checks
-from tools.bulk import Actor, AuditEntry, ImportKey, open_store
-from tools.bulk.journal import NewRow, RowUpdate
-from tools.bulk.postgres import SCHEMA_VERSION, PostgresJournal, shown_url
 from tools.errors import ConfigurationError
-from tools.sandbox import start_sandbox
+from tools.sandbox.stack import start_sandbox
 from tools.settings import CrmopsSettings
+from tools.storage.audit import Actor, AuditEntry
+from tools.storage.configured import open_store
+from tools.storage.journal import ImportKey, NewRow, RowUpdate
+from tools.storage.postgres import SCHEMA_VERSION, PostgresJournal, shown_url
+from tools.storage.shared import check_readiness, readiness_checks
 
 KEY = ImportKey("xiaolanben", "company-42@http://127.0.0.1:1", "f" * 64)
 

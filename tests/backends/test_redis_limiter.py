@@ -14,12 +14,12 @@ import pytest
 from pydantic import SecretStr
 
 from tests.backends.redis_server import _free_port
-from tools.backends import SharedState
-from tools.backends.redis import RedisBackend, RedisRateLimiter, redacted
 from tools.errors import ConfigurationError, VendorUnavailableError
-from tools.sandbox import BW8_CLIENT_SECRET, Sandbox, build_simulators
+from tools.sandbox.stack import BW8_CLIENT_SECRET, Sandbox, build_simulators
 from tools.services import Services
 from tools.settings import CrmopsSettings, Settings
+from tools.storage.redis import RedisBackend, RedisRateLimiter, redacted
+from tools.storage.shared import SharedState
 from tools.tickets import list_tickets
 
 

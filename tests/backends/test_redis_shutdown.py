@@ -20,7 +20,7 @@ import pytest
 
 from tests.backends.redis_server import _free_port
 from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
-from tools.sandbox import Sandbox, start_sandbox
+from tools.sandbox.stack import Sandbox, start_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "shutdown-test-token"

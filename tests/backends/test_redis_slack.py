@@ -35,9 +35,9 @@ from tests.bots.conftest import (
 )
 from tests.bots.waiting import wait_until
 from tests.sandbox import Sandbox, sandbox
-from tools.backends.redis import RedisBackend
 from tools.services import Services
 from tools.settings import CrmopsSettings, Settings
+from tools.storage.redis import RedisBackend
 from tools.transport import RetryPolicy
 
 __all__ = ["access", "fake_slack", "sandbox", "slack_settings"]

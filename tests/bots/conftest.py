@@ -25,10 +25,11 @@ from bots.fake_slack import FakeSlack
 from bots.serving import EVENTS_PATH, build_http_app
 from bots.settings import AccessSettings, SlackSettings
 from tests.sandbox import Sandbox, sandbox, settings
-from tools.bulk import AuditEntry, Store, sqlite_store
+from tools.sandbox.simulation import serve
 from tools.services import Services
 from tools.settings import Settings
-from tools.simulation import serve
+from tools.storage.audit import AuditEntry
+from tools.storage.store import Store, sqlite_store
 from tools.transport import RetryPolicy
 
 __all__ = ["sandbox", "settings"]

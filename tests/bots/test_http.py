@@ -18,7 +18,7 @@ from tests.bots.conftest import (
 )
 from tests.bots.waiting import wait_until
 from tests.sandbox import SECRETS, Sandbox
-from tools.bulk import Store
+from tools.storage.store import Store
 
 
 def _text(message: dict[str, Any]) -> str:

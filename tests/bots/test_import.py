@@ -10,7 +10,7 @@ from tests.bots.conftest import CHANNEL, TEAM, WRITER, SlackEndpoint, audit_entr
 from tests.bots.test_http import _confirmation_id, _text
 from tests.bots.waiting import wait_until
 from tests.sandbox import Sandbox
-from tools.bulk import Store
+from tools.storage.store import Store
 
 VALID_ROWS = 25
 CSV_MIME = "text/csv"

@@ -34,8 +34,8 @@ from tests.bots.conftest import (
 from tests.bots.test_http import _text
 from tests.bots.waiting import wait_until
 from tests.sandbox import Sandbox
-from tools.bulk import Store
 from tools.services import Services
+from tools.storage.store import Store
 
 MANIFEST = Path(__file__).parents[2] / "manifest.yml"
 SCOPES_USED = {"commands", "usergroups:read", "files:read", "files:write", "im:write"}

@@ -17,13 +17,14 @@ import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.backends.postgres_server import postgres_server
-from tools.bulk import Actor, Store, sqlite_store
-from tools.bulk.journal import SqliteJournal
-from tools.bulk.postgres import PostgresJournal, postgres_store
-from tools.sandbox import Sandbox, build_simulators
+from tools.sandbox.simulation import start_server
+from tools.sandbox.stack import Sandbox, build_simulators
 from tools.services import Services
 from tools.settings import Settings
-from tools.simulation import start_server
+from tools.storage.audit import Actor
+from tools.storage.journal import SqliteJournal
+from tools.storage.postgres import PostgresJournal, postgres_store
+from tools.storage.store import Store, sqlite_store
 from tools.transport import RetryPolicy
 
 ACTOR = Actor("library", "pytest")

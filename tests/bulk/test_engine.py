@@ -21,11 +21,12 @@ from tests.bulk.conftest import (
     write_csv,
     xiaolanben_rows,
 )
-from tools.bulk import ImportProgress, Store, bulk_import
+from tools.bulk import ImportProgress, bulk_import
 from tools.errors import AuthenticationError, InputError
-from tools.sandbox import SANDBOX_SECRETS
+from tools.sandbox.stack import SANDBOX_SECRETS
 from tools.services import Services
 from tools.settings import Settings
+from tools.storage.store import Store
 from tools.transport import RetryPolicy
 
 

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.bulk.conftest import stored_text
-from tools.bulk import Actor, AuditEntry, ImportKey, Store, redact, sqlite_store
-from tools.bulk.journal import SCHEMA_VERSION, NewRow, Rejection, RowUpdate
+from tools.storage.audit import Actor, AuditEntry, redact
+from tools.storage.journal import SCHEMA_VERSION, ImportKey, NewRow, Rejection, RowUpdate
+from tools.storage.store import Store, sqlite_store
 
 KEY = ImportKey("xiaolanben", "company-42@http://127.0.0.1:1", "f" * 64)
 

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from tests.bulk.conftest import ACTOR, XLB_HEADER, Recorded, write_csv, xiaolanben_rows
-from tools.bulk import Records, RowCallbacks, Store, bulk_import
+from tools.bulk import Records, RowCallbacks, bulk_import
 from tools.errors import InputError
 from tools.models import RecordOutcome
 from tools.services import Services
+from tools.storage.store import Store
 
 
 def companies(count: int) -> list[dict[str, Any]]:

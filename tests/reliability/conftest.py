@@ -12,8 +12,8 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.sandbox import services, settings
-from tools.sandbox import Sandbox, build_simulators
-from tools.simulation import ServedApp, start_server
+from tools.sandbox.simulation import ServedApp, start_server
+from tools.sandbox.stack import Sandbox, build_simulators
 
 __all__ = ["sandbox", "services", "settings"]
 

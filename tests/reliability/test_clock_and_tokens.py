@@ -12,11 +12,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.sandbox import Sandbox
 from tools.errors import RequestRejectedError
+from tools.sandbox.simulation import serve
+from tools.sandbox.xiaolanben import XiaolanbenSimulator
 from tools.settings import CrmopsSettings, Settings
-from tools.simulation import serve
 from tools.transport import LocalRateLimiter, RetryPolicy
 from tools.vendors.bangwo8 import Bangwo8Client
-from tools.vendors.xiaolanben import XiaolanbenClient, XiaolanbenSimulator
+from tools.vendors.xiaolanben import XiaolanbenClient
 from tools.vendors.xiaolanben.auth import EXPIRED, SKEW_TOLERANCE
 
 BOUND = 20.0

@@ -25,7 +25,7 @@ from tests.bulk.conftest import (
     xiaolanben_rows,
 )
 from tests.sandbox import Sandbox
-from tools.bulk import Actor, BulkImportReport, bulk_import, sqlite_store
+from tools.bulk import BulkImportReport, bulk_import
 from tools.errors import (
     CrmopsError,
     MalformedResponseError,
@@ -34,9 +34,11 @@ from tools.errors import (
     VendorAPIError,
     VendorUnavailableError,
 )
+from tools.sandbox.simulation import Simulator
 from tools.services import Services
 from tools.settings import CrmopsSettings, Settings
-from tools.simulation import Simulator
+from tools.storage.audit import Actor
+from tools.storage.store import sqlite_store
 from tools.transport import LocalRateLimiter, RetryPolicy
 from tools.vendors.bangwo8 import Bangwo8Client
 from tools.vendors.socialepoch import SocialEpochClient

@@ -34,10 +34,12 @@ from tests.bots.waiting import wait_until
 from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
 from tests.conftest import CANARY
 from tests.sandbox import SECRETS, Sandbox
-from tools.bulk import Actor, bulk_import, sqlite_store
+from tools.bulk import bulk_import
 from tools.errors import CrmopsError
 from tools.services import Services
 from tools.settings import Settings
+from tools.storage.audit import Actor
+from tools.storage.store import sqlite_store
 from tools.transport import RetryPolicy
 from tools.vendors.bangwo8 import Bangwo8Client
 from tools.vendors.socialepoch import SocialEpochClient

@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from server.http_app import build_http_app
 from server.mcp_server import build_server
+from tools.sandbox.simulation import serve
 from tools.settings import Settings
-from tools.simulation import serve
 
 INITIALIZE = {
     "jsonrpc": "2.0",

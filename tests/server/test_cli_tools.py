@@ -16,10 +16,11 @@ from typer.testing import CliRunner, Result
 from server.cli import EXIT_CONFIG, EXIT_INPUT, EXIT_VENDOR, app
 from server.cli_tools import standalone_app
 from tests.sandbox import SECRETS, Sandbox
-from tools.bulk import Actor, sqlite_store
 from tools.customers import CustomerQuery
 from tools.lookup import ErrorLookup
 from tools.staff import StaffList
+from tools.storage.audit import Actor
+from tools.storage.store import sqlite_store
 from tools.tickets import CreatedTicket, TicketList
 
 WAIT = 60

@@ -17,13 +17,13 @@ from pydantic import BaseModel, TypeAdapter
 
 from server.mcp_server import TOOL_NAMES, ToolSpec, as_mcp_tool, build_server
 from tests.sandbox import SECRETS, Sandbox, unconfigured_settings
-from tools.bulk import Actor
 from tools.customers import CustomerImport, CustomerQuery
 from tools.errors import ConfigurationError
 from tools.lookup import ErrorLookup
 from tools.services import Services
 from tools.settings import Settings
 from tools.staff import StaffList
+from tools.storage.audit import Actor
 from tools.tickets import CreatedTicket, TicketList
 
 WAIT = 30  # seconds any one exchange may take

@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from server.sandbox import parse_ports, parse_slack_ports, tour_stops
 from tools.errors import InputError
-from tools.sandbox import SANDBOX_SECRETS
+from tools.sandbox.stack import SANDBOX_SECRETS
 
 CRMOPS = [sys.executable, "-m", "server"]
 WAIT = 60

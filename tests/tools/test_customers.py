@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from tests.sandbox import SE_AGENT, Sandbox, unconfigured_settings
-from tools.bulk import Actor
 from tools.customers import import_customer, query_customer
 from tools.errors import ConfigurationError, InputError, VendorError
 from tools.services import Services
 from tools.settings import Settings
+from tools.storage.audit import Actor
 from tools.vendors.xiaolanben import ImportFlags, XiaolanbenClient
 
 

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 import pytest
 
 from tests.sandbox import SECRETS, Sandbox
-from tools.bulk import Actor
 from tools.errors import InputError, VendorError
 from tools.services import Services
+from tools.storage.audit import Actor
 from tools.tickets import create_ticket, list_tickets
 
 

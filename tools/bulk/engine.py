@@ -47,19 +47,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tools.bulk.audit import Actor, AuditEntry, Outcome
 from tools.bulk.columns import BulkVendor, ColumnMap
-from tools.bulk.journal import (
-    ImportKey,
-    ImportRecord,
-    JournalCounts,
-    JournalRow,
-    NewRow,
-    Rejection,
-    RowUpdate,
-)
 from tools.bulk.readers import Records, Source, SourceRow, file_format, read_rows
-from tools.bulk.store import Store, sqlite_store
 from tools.bulk.targets import ImportTarget, import_target
 from tools.errors import (
     AuthenticationError,
@@ -75,6 +64,17 @@ from tools.errors import (
 )
 from tools.models import RecordOutcome
 from tools.services import Services
+from tools.storage.audit import Actor, AuditEntry, Outcome
+from tools.storage.journal import (
+    ImportKey,
+    ImportRecord,
+    JournalCounts,
+    JournalRow,
+    NewRow,
+    Rejection,
+    RowUpdate,
+)
+from tools.storage.store import Store, sqlite_store
 from tools.vendors.xiaolanben import ImportFlags
 
 DEFAULT_CONCURRENCY = 16

@@ -7,16 +7,17 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from pydantic import SecretStr
 
-from tools.settings import Bangwo8Settings
-from tools.simulation import ServedApp, serve
-from tools.transport import LocalRateLimiter, RetryPolicy
-from tools.vendors.bangwo8 import Bangwo8Client, Bangwo8Simulator
-from tools.vendors.bangwo8.simulator import (
+from tools.sandbox.bangwo8 import (
     SANDBOX_ACCOUNT,
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     SANDBOX_PASSWORD,
+    Bangwo8Simulator,
 )
+from tools.sandbox.simulation import ServedApp, serve
+from tools.settings import Bangwo8Settings
+from tools.transport import LocalRateLimiter, RetryPolicy
+from tools.vendors.bangwo8 import Bangwo8Client
 
 
 class FakeClock:

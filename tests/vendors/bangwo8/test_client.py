@@ -19,12 +19,12 @@ from tools.errors import (
     RateLimitedError,
     ServerError,
 )
+from tools.sandbox.bangwo8 import SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, Bangwo8Simulator
+from tools.sandbox.simulation import ServedApp, serve
 from tools.settings import Bangwo8Settings
-from tools.simulation import ServedApp, serve
 from tools.transport import RetryPolicy
-from tools.vendors.bangwo8 import Bangwo8Client, Bangwo8Simulator, TicketCreate, TicketFilters
+from tools.vendors.bangwo8 import Bangwo8Client, TicketCreate, TicketFilters
 from tools.vendors.bangwo8.models import CHINA_TIME
-from tools.vendors.bangwo8.simulator import SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD
 
 TICKETS = "/api/v1/tickets.json"
 TOKEN = "/api/token.php"

@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tools.simulation import ServedApp, serve
-from tools.vendors.bangwo8 import Bangwo8Simulator
-from tools.vendors.bangwo8.auth import basic_header
-from tools.vendors.bangwo8.simulator import (
+from tools.sandbox.bangwo8 import (
     SANDBOX_ACCOUNT,
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     SANDBOX_PASSWORD,
+    Bangwo8Simulator,
 )
+from tools.sandbox.simulation import ServedApp, serve
+from tools.vendors.bangwo8.auth import basic_header
 
 CLIENT_AUTH = {
     "Authorization": basic_header(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET).get_secret_value()

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from tools.sandbox.simulation import ServedApp, serve
+from tools.sandbox.socialepoch import SocialEpochSimulator
 from tools.settings import CrmopsSettings, SocialEpochSettings
-from tools.simulation import ServedApp, serve
 from tools.transport import RetryPolicy
-from tools.vendors.socialepoch import SocialEpochClient, SocialEpochSimulator
+from tools.vendors.socialepoch import SocialEpochClient
 
 TENANT_ID = "10001"
 API_KEY = "sim-QOEAcPj6Tb8XRhwFvYih"

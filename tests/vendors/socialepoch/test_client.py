@@ -19,13 +19,9 @@ from tools.errors import (
     RequestRejectedError,
     VendorAPIError,
 )
+from tools.sandbox.socialepoch import SocialEpochSimulator
 from tools.settings import SocialEpochSettings
-from tools.vendors.socialepoch import (
-    SocialEpochClient,
-    SocialEpochCustomer,
-    SocialEpochSimulator,
-    validate_customers,
-)
+from tools.vendors.socialepoch import SocialEpochClient, SocialEpochCustomer, validate_customers
 from tools.vendors.socialepoch.client import BATCH_IMPORT, LEGACY_IMPORT, QUERY
 
 NUMBER = "8618221733141"

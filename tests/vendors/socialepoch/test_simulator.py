@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from tests.vendors.socialepoch.conftest import ADMIN, AGENT, API_KEY, TENANT_ID
-from tools.simulation import ServedApp, serve
+from tools.sandbox.simulation import ServedApp, serve
+from tools.sandbox.socialepoch import SocialEpochSimulator
 from tools.vendors.socialepoch.auth import format_create_time, header_token, legacy_token
 from tools.vendors.socialepoch.client import BATCH_IMPORT, LEGACY_IMPORT, QUERY
-from tools.vendors.socialepoch.simulator import SocialEpochSimulator
 
 NUMBER = "8618221733141"
 

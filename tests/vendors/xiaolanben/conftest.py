@@ -9,10 +9,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from tools.sandbox.simulation import ServedApp, serve
+from tools.sandbox.xiaolanben import XiaolanbenSimulator
 from tools.settings import XiaolanbenSettings
-from tools.simulation import ServedApp, serve
 from tools.transport import LocalRateLimiter, RetryPolicy
-from tools.vendors.xiaolanben import XiaolanbenClient, XiaolanbenSimulator
+from tools.vendors.xiaolanben import XiaolanbenClient
 
 COMPANY_ID = "20240101"
 SIGN_KEY = "xlb-test-key-7f3a9c"

@@ -22,16 +22,10 @@ from tools.errors import (
     MalformedResponseError,
     RateLimitedError,
 )
+from tools.sandbox.simulation import ServedApp, serve
+from tools.sandbox.xiaolanben import REPLAYED, UNAUTHENTICATED, XiaolanbenSimulator
 from tools.settings import XiaolanbenSettings
-from tools.simulation import ServedApp, serve
-from tools.vendors.xiaolanben import (
-    DuplicateControl,
-    ImportFlags,
-    XiaolanbenAuth,
-    XiaolanbenClient,
-    XiaolanbenSimulator,
-)
-from tools.vendors.xiaolanben.simulator import REPLAYED, UNAUTHENTICATED
+from tools.vendors.xiaolanben import DuplicateControl, ImportFlags, XiaolanbenAuth, XiaolanbenClient
 
 CUSTOMER = {
     "customerName": "蓝海科技",

@@ -12,9 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from tests.vendors.xiaolanben.conftest import COMPANY_ID, SIGN_KEY
-from tools.simulation import ServedApp, serve
-from tools.vendors.xiaolanben.auth import EXPIRED, XiaolanbenAuth, sign
-from tools.vendors.xiaolanben.simulator import (
+from tools.sandbox.simulation import ServedApp, serve
+from tools.sandbox.xiaolanben import (
     IMPORT_MANY_PATH,
     IMPORT_ONE_PATH,
     NO_SIGNATURE,
@@ -23,6 +22,7 @@ from tools.vendors.xiaolanben.simulator import (
     UNAUTHENTICATED,
     XiaolanbenSimulator,
 )
+from tools.vendors.xiaolanben.auth import EXPIRED, XiaolanbenAuth, sign
 
 
 @pytest.fixture

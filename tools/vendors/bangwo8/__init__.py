@@ -11,13 +11,11 @@ from tools.vendors.bangwo8.models import (
     TicketPage,
     validate_ticket,
 )
-from tools.vendors.bangwo8.simulator import Bangwo8Simulator
 
 __all__ = [
     "Bangwo8BasicAuth",
     "Bangwo8Client",
     "Bangwo8OAuth",
-    "Bangwo8Simulator",
     "CustomField",
     "Ticket",
     "TicketCreate",

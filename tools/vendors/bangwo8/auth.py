@@ -9,7 +9,7 @@ it until shortly before it expires, shares one fetch among concurrent requests, 
 fetches a new token once and resends. It works with `httpx.AsyncClient` only.
 
 Where the token is kept is a `TokenCache`: in this process by default, in Redis for
-replicas (`tools.backends.redis.RedisTokenCache`) so they share one token.
+replicas (`tools.storage.redis.RedisTokenCache`) so they share one token.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SocialEpoch (WhatsApp SCRM): signed client, wire models, error mapping and simulator."""
+"""SocialEpoch (WhatsApp SCRM): signed client, wire models, error mapping."""
 
 from tools.vendors.socialepoch.auth import (
     SocialEpochHeaderAuth,
@@ -14,7 +14,6 @@ from tools.vendors.socialepoch.models import (
     normalize_whatsapp,
     validate_customers,
 )
-from tools.vendors.socialepoch.simulator import SocialEpochSimulator
 
 __all__ = [
     "CustomerRecord",
@@ -22,7 +21,6 @@ __all__ = [
     "SocialEpochCustomer",
     "SocialEpochHeaderAuth",
     "SocialEpochLegacyAuth",
-    "SocialEpochSimulator",
     "check_answer",
     "header_token",
     "legacy_token",

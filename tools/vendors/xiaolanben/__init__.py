@@ -1,4 +1,4 @@
-"""Xiaolanben (小蓝本 blue-crm open API): signer, wire models, client and simulator (003)."""
+"""Xiaolanben (小蓝本 blue-crm open API): signer, wire models, client (003)."""
 
 from tools.vendors.xiaolanben.auth import XiaolanbenAuth, sign
 from tools.vendors.xiaolanben.client import (
@@ -18,7 +18,6 @@ from tools.vendors.xiaolanben.models import (
     validate_customer,
     validate_customers,
 )
-from tools.vendors.xiaolanben.simulator import XiaolanbenSimulator
 
 __all__ = [
     "IMPORT_CUSTOMER",
@@ -32,7 +31,6 @@ __all__ = [
     "XiaolanbenClient",
     "XiaolanbenContact",
     "XiaolanbenCustomer",
-    "XiaolanbenSimulator",
     "check_answer",
     "sign",
     "validate_customer",

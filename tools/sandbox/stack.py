@@ -33,6 +33,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from starlette.types import ASGIApp
 
 from tools.errors import CrmopsError
+from tools.sandbox.bangwo8 import Bangwo8Simulator
+from tools.sandbox.simulation import ServedApp, start_server
+from tools.sandbox.socialepoch import SocialEpochSimulator
+from tools.sandbox.xiaolanben import XiaolanbenSimulator
 from tools.settings import (
     Bangwo8Settings,
     CrmopsSettings,
@@ -40,10 +44,6 @@ from tools.settings import (
     SocialEpochSettings,
     XiaolanbenSettings,
 )
-from tools.simulation import ServedApp, start_server
-from tools.vendors.bangwo8 import Bangwo8Simulator
-from tools.vendors.socialepoch import SocialEpochSimulator
-from tools.vendors.xiaolanben import XiaolanbenSimulator
 
 SE_TENANT = "10001"
 SE_API_KEY = "sim-se-CANARY-QOEAcPj6Tb8XRhwFvYih"

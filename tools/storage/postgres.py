@@ -29,8 +29,9 @@ import psycopg
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from tools.bulk.audit import AuditEntry, redact
-from tools.bulk.journal import (
+from tools.errors import ConfigurationError
+from tools.storage.audit import AuditEntry, redact
+from tools.storage.journal import (
     ImportKey,
     ImportRecord,
     JournalCounts,
@@ -39,8 +40,7 @@ from tools.bulk.journal import (
     Rejection,
     RowUpdate,
 )
-from tools.bulk.store import Store
-from tools.errors import ConfigurationError
+from tools.storage.store import Store
 
 SCHEMA_VERSION = 1
 """1: imports, import_rows (with leases), import_rejections, audit_log."""

@@ -29,7 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tools.simulation import Clock, ReplayGuard, Simulator
+from tools.sandbox.simulation import Clock, Simulator
+from tools.storage.replay import ReplayGuard
 from tools.vendors.xiaolanben.auth import EXPIRED, SIGN_PARAM, TIME_PARAM, signature_matches
 
 OPEN = "/blue-crm/api/v1/open"

@@ -23,7 +23,7 @@ a dead run's rows go out again after at most one lease. A run claims each row at
 `held_until`), so a claim decides from the row alone, atomic on every backend.
 
 `ImportJournal` is the storage interface; `SqliteJournal` the embedded implementation and
-`tools.bulk.postgres.PostgresJournal` the shared one: nothing here leaks SQL to callers.
+`tools.storage.postgres.PostgresJournal` the shared one: nothing here leaks SQL to callers.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
-from tools.bulk.sqlite import SqliteThread
+from tools.storage.sqlite import SqliteThread
 
 RowState = Literal["pending", "sent", "confirmed", "failed"]
 _V = TypeVar("_V")

@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tools.simulation import Clock, JsonDict, Simulator
+from tools.sandbox.simulation import Clock, JsonDict, Simulator
 from tools.vendors.bangwo8.auth import basic_header_matches, bearer_token
 from tools.vendors.bangwo8.models import CHINA_TIME, FILTER_TIME_FORMAT, PER_PAGE_MAX
 

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tools.simulation import Clock, Simulator
+from tools.sandbox.simulation import Clock, Simulator
 from tools.vendors.socialepoch.auth import (
     CHINA_TIME,
     CREATE_TIME_FORMAT,

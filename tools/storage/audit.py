@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from tools.bulk.sqlite import SqliteThread
+from tools.storage.sqlite import SqliteThread
 
 Surface = Literal["cli", "mcp", "slack", "http", "library"]
 Outcome = Literal["ok", "partial", "failed", "unknown"]
