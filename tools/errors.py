@@ -8,6 +8,8 @@ message, what it means and what to do. No error ever carries a secret.
      ├── ConfigurationError          a vendor is not configured: names the missing variables
      ├── InputError                  bad input, refused before any request: each problem with
      │                               its record index and field, and how to fix it
+     ├── StorageError                one of our own backends failed (Redis, PostgreSQL, the
+     │                               SQLite file): knows `backend`; never a vendor's fault
      └── VendorError                 talking to a vendor failed; knows `vendor` and `operation`
           ├── VendorUnavailableError     no answer: refused, reset, timed out (`request_sent`
           │                              says whether the vendor may have acted on it)
@@ -77,6 +79,15 @@ class InputError(CrmopsError):
         lines = [f"{summary} ({len(self.problems)} problem(s)):"]
         lines += [f"  - {problem}" for problem in self.problems]
         super().__init__("\n".join(lines))
+
+
+class StorageError(CrmopsError):
+    """One of crmops's own backends (Redis, PostgreSQL) failed; nothing was sent to a vendor
+    because of it. `backend` names it: "redis" or "postgresql"."""
+
+    def __init__(self, message: str, *, backend: str) -> None:
+        self.backend = backend
+        super().__init__(message)
 
 
 class VendorError(CrmopsError):

@@ -45,3 +45,9 @@ def check_text(value: object) -> object:
         if problem is not None:
             raise ValueError(problem)
     return value
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: each line stripped, blank lines dropped, joined by spaces (for a
+    log line, a CLI error, a table cell or a Slack field)."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())

@@ -24,7 +24,7 @@ from bots.app import build_app
 from bots.fake_slack import FakeSlack
 from bots.serving import EVENTS_PATH, build_http_app
 from bots.settings import AccessSettings, SlackSettings
-from tests.sandbox import Sandbox, sandbox, settings
+from tests.sandbox_fixtures import Sandbox, sandbox, settings
 from tools.sandbox.simulation import serve
 from tools.services import Services
 from tools.settings import Settings

@@ -17,7 +17,7 @@ from tests.bots.conftest import (
     sign,
 )
 from tests.bots.waiting import wait_until
-from tests.sandbox import SECRETS, Sandbox
+from tests.sandbox_fixtures import SECRETS, Sandbox
 from tools.storage.store import Store
 
 

@@ -9,7 +9,7 @@ from bots.fake_slack import FakeSlack
 from tests.bots.conftest import CHANNEL, TEAM, WRITER, SlackEndpoint, audit_entries
 from tests.bots.test_http import _confirmation_id, _text
 from tests.bots.waiting import wait_until
-from tests.sandbox import Sandbox
+from tests.sandbox_fixtures import Sandbox
 from tools.storage.store import Store
 
 VALID_ROWS = 25

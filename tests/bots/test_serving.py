@@ -33,7 +33,7 @@ from tests.bots.conftest import (
 )
 from tests.bots.test_http import _text
 from tests.bots.waiting import wait_until
-from tests.sandbox import Sandbox
+from tests.sandbox_fixtures import Sandbox
 from tools.services import Services
 from tools.storage.store import Store
 

@@ -1,7 +1,7 @@
 """Bulk-import fixtures: the simulators behind a request recorder, a journal, input files.
 
 `store` is the journal and audit log on each backend in turn: every test that uses it runs
-against SQLite and against PostgreSQL (a private server, see tests/backends/postgres_server).
+against SQLite and against PostgreSQL (tests/storage/stores.py).
 """
 
 from __future__ import annotations
@@ -9,28 +9,26 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tests.backends.postgres_server import postgres_server
+from tests.storage.postgres_server import postgres_server
+from tests.storage.stores import open_store_again, store
 from tools.sandbox.simulation import start_server
 from tools.sandbox.stack import Sandbox, build_simulators
 from tools.services import Services
 from tools.settings import Settings
 from tools.storage.audit import Actor
-from tools.storage.journal import SqliteJournal
-from tools.storage.postgres import PostgresJournal, postgres_store
-from tools.storage.store import Store, sqlite_store
 from tools.transport import RetryPolicy
 
 ACTOR = Actor("library", "pytest")
-BACKENDS = ["sqlite", "postgresql"]
 
-__all__ = ["postgres_server"]  # the session's PostgreSQL, for the store fixtures
+# The session's PostgreSQL and the store fixtures on both backends.
+__all__ = ["open_store_again", "postgres_server", "store"]
 
 
 class RecordRecorder:
@@ -122,49 +120,6 @@ def settings(sandbox: Recorded) -> Settings:
 async def services(settings: Settings, no_wait_retry: RetryPolicy) -> AsyncIterator[Services]:
     async with Services(settings, retry=no_wait_retry) as services:
         yield services
-
-
-@pytest.fixture(params=BACKENDS)
-def open_store_again(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    """Opens a new store on this test's database: a SQLite file, or an empty PostgreSQL one."""
-    if request.param == "sqlite":
-        path = tmp_path / "journal.db"
-        return lambda: sqlite_store(path)
-    url: str = request.getfixturevalue("postgres_server").create_database()
-    return lambda: postgres_store(url)
-
-
-@pytest.fixture
-async def store(open_store_again: Callable[[], Store]) -> AsyncIterator[Store]:
-    store = open_store_again()
-    yield store
-    await store.aclose()
-
-
-async def select(store: Store, query: str) -> list[tuple[Any, ...]]:
-    """The rows of `query` (SQL both backends speak, no parameters): tests look inside."""
-    journal = store.journal
-    if isinstance(journal, SqliteJournal):
-        return await journal._db.run(lambda db: db.execute(query).fetchall())
-    assert isinstance(journal, PostgresJournal)
-    async with journal._db.transaction() as connection:
-        cursor = await connection.execute(query)
-        return [tuple(row) for row in await cursor.fetchall()]
-
-
-async def stored_text(store: Store) -> str:
-    """Everything the store holds, as text: the SQLite files' bytes, or every PostgreSQL row."""
-    if isinstance(store.journal, SqliteJournal):
-        files = sorted(Path(store.location).parent.glob(Path(store.location).name + "*"))
-        return b"".join(path.read_bytes() for path in files).decode("utf-8", "replace")
-    tables = await select(
-        store, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-    )
-    dumps = [
-        await select(store, f"SELECT t::text FROM {name} AS t")  # noqa: S608 - our tables
-        for (name,) in tables
-    ]
-    return "\n".join(text for rows in dumps for (text,) in rows)
 
 
 def write_csv(

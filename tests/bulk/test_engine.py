@@ -15,12 +15,11 @@ from tests.bulk.conftest import (
     SE_HEADER,
     XLB_HEADER,
     Recorded,
-    select,
     socialepoch_rows,
-    stored_text,
     write_csv,
     xiaolanben_rows,
 )
+from tests.storage.stores import select, stored_text
 from tools.bulk import ImportProgress, bulk_import
 from tools.errors import AuthenticationError, InputError
 from tools.sandbox.stack import SANDBOX_SECRETS

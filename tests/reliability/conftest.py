@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tests.sandbox import services, settings
+from tests.sandbox_fixtures import services, settings
 from tools.sandbox.simulation import ServedApp, start_server
 from tools.sandbox.stack import Sandbox, build_simulators
 

@@ -34,7 +34,7 @@ from tests.bots.conftest import (
     store,
 )
 from tests.bots.waiting import wait_until
-from tests.sandbox import Sandbox
+from tests.sandbox_fixtures import Sandbox
 from tests.server.mcp_http import INITIALIZE, MCP_HEADERS, serve_mcp_http
 from tools.settings import Settings
 

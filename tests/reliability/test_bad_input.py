@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from server.cli_import import EXIT_INPUT, standalone_app
 from server.mcp_server import build_server
 from tests.conftest import CANARY
-from tests.sandbox import Sandbox
+from tests.sandbox_fixtures import Sandbox
 from tools.services import Services
 from tools.settings import Settings
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tests.sandbox import Sandbox
+from tests.sandbox_fixtures import Sandbox
 from tools.errors import RequestRejectedError
 from tools.sandbox.simulation import serve
 from tools.sandbox.xiaolanben import XiaolanbenSimulator

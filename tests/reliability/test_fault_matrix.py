@@ -24,7 +24,7 @@ from tests.bulk.conftest import (
     write_csv,
     xiaolanben_rows,
 )
-from tests.sandbox import Sandbox
+from tests.sandbox_fixtures import Sandbox
 from tools.bulk import BulkImportReport, bulk_import
 from tools.errors import (
     CrmopsError,

@@ -33,7 +33,7 @@ from tests.bots.conftest import (
 from tests.bots.waiting import wait_until
 from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
 from tests.conftest import CANARY
-from tests.sandbox import SECRETS, Sandbox
+from tests.sandbox_fixtures import SECRETS, Sandbox
 from tools.bulk import bulk_import
 from tools.errors import CrmopsError
 from tools.services import Services

@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 
 from server.cli import EXIT_CONFIG, EXIT_INPUT, EXIT_VENDOR, app
 from server.cli_tools import standalone_app
-from tests.sandbox import SECRETS, Sandbox
+from tests.sandbox_fixtures import SECRETS, Sandbox
 from tools.customers import CustomerQuery
 from tools.lookup import ErrorLookup
 from tools.staff import StaffList

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from tests.sandbox import SECRETS, Sandbox
+from tests.sandbox_fixtures import SECRETS, Sandbox
 from tools.doctor import DoctorReport, diagnose, diagnose_settings
 from tools.settings import Settings
 

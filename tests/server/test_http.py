@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from server.http_app import build_http_app, transport_security
 from server.http_auth import BearerTokenMiddleware
 from server.mcp_server import build_server
-from tests.sandbox import Sandbox
+from tests.sandbox_fixtures import Sandbox
 from tests.server.mcp_http import INITIALIZE, MCP_HEADERS, serve_mcp_http
 from tools.errors import ConfigurationError
 from tools.lookup import ErrorLookup

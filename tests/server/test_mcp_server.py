@@ -16,7 +16,7 @@ from mcp.types import CallToolResult, Implementation, TextContent, Tool
 from pydantic import BaseModel, TypeAdapter
 
 from server.mcp_server import TOOL_NAMES, ToolSpec, as_mcp_tool, build_server
-from tests.sandbox import SECRETS, Sandbox, unconfigured_settings
+from tests.sandbox_fixtures import SECRETS, Sandbox, unconfigured_settings
 from tools.customers import CustomerImport, CustomerQuery
 from tools.errors import ConfigurationError
 from tools.lookup import ErrorLookup

@@ -13,7 +13,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
 from server.mcp_server import TOOL_NAMES
-from tests.sandbox import SECRETS, Sandbox
+from tests.sandbox_fixtures import SECRETS, Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 60  # seconds for the whole session: start-up, every tool, shut-down

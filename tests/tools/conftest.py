@@ -1,5 +1,5 @@
 """Tool functions run against the vendor simulators on loopback."""
 
-from tests.sandbox import sandbox, services, settings
+from tests.sandbox_fixtures import sandbox, services, settings
 
 __all__ = ["sandbox", "services", "settings"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.sandbox import SE_AGENT, Sandbox, unconfigured_settings
+from tests.sandbox_fixtures import SE_AGENT, Sandbox, unconfigured_settings
 from tools.customers import import_customer, query_customer
 from tools.errors import ConfigurationError, InputError, VendorError
 from tools.services import Services

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.sandbox import Sandbox, unconfigured_settings
+from tests.sandbox_fixtures import Sandbox, unconfigured_settings
 from tools.errors import ConfigurationError
 from tools.services import Services
 from tools.vendors.bangwo8 import Bangwo8Client

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sandbox import Sandbox
+from tests.sandbox_fixtures import Sandbox
 from tools.errors import AuthenticationError
 from tools.services import Services
 from tools.staff import list_staff

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.sandbox import SECRETS, Sandbox
+from tests.sandbox_fixtures import SECRETS, Sandbox
 from tools.errors import InputError, VendorError
 from tools.services import Services
 from tools.storage.audit import Actor

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends.redis_server import start_redis
-from tests.backends.replicas import (
+from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
+from tests.storage.redis_server import start_redis
+from tests.storage.replicas import (
     Vendor,
     finish,
     served_xiaolanben,
     start_import,
     xiaolanben_environment,
 )
-from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
 
 VENDOR_LIMIT = 20.0
 """Requests per second per API the simulator allows (the real vendor: 50; kept low so that

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.bulk.conftest import stored_text
+from tests.storage.stores import stored_text
 from tools.storage.audit import Actor, AuditEntry, redact
 from tools.storage.journal import SCHEMA_VERSION, ImportKey, NewRow, Rejection, RowUpdate
 from tools.storage.store import Store, sqlite_store

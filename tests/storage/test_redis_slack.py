@@ -34,7 +34,7 @@ from tests.bots.conftest import (
     slack_settings,
 )
 from tests.bots.waiting import wait_until
-from tests.sandbox import Sandbox, sandbox
+from tests.sandbox_fixtures import Sandbox, sandbox
 from tools.services import Services
 from tools.settings import CrmopsSettings, Settings
 from tools.storage.redis import RedisBackend

@@ -20,7 +20,7 @@ from bots.serving import build_http_app as slack_http_app
 from bots.settings import SlackSettings
 from server.http_app import build_http_app as mcp_http_app
 from server.mcp_server import build_server
-from tests.backends.redis_server import _free_port, start_redis
+from tests.storage.redis_server import _free_port, start_redis
 from tools.services import Services
 from tools.settings import CrmopsSettings, Settings
 from tools.storage.shared import ReadinessCheck, check_readiness, readiness_checks

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.backends.redis_server import _free_port
+from tests.storage.redis_server import _free_port
 from tools.errors import ConfigurationError, VendorUnavailableError
 from tools.sandbox.stack import BW8_CLIENT_SECRET, Sandbox, build_simulators
 from tools.services import Services

@@ -20,15 +20,15 @@ import psycopg
 import pytest
 
 from server import cli_import
-from tests.backends.postgres_server import PASSWORD, start_postgres
-from tests.backends.replicas import (
+from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
+from tests.storage.postgres_server import PASSWORD, start_postgres
+from tests.storage.replicas import (
     Vendor,
     finish,
     served_xiaolanben,
     start_import,
     xiaolanben_environment,
 )
-from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
 from tools.bulk.engine import CHUNKS_AHEAD
 from tools.sandbox.stack import SANDBOX_SECRETS
 

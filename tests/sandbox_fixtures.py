@@ -1,6 +1,6 @@
 """Fixtures: the three vendor simulators on loopback (unseeded), and settings/services for them.
 
-Conftests import the fixtures they need from here (`from tests.sandbox import sandbox`).
+Conftests import the fixtures they need from here (`from tests.sandbox_fixtures import sandbox`).
 The sandbox itself is product code: `tools.sandbox`.
 """
 

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from server import cli_import
 from server.cli_import import standalone_app
-from tests.backends.postgres_server import PASSWORD, PostgresServer, free_port
 from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
+from tests.storage.postgres_server import PASSWORD, PostgresServer, free_port
 from tools.errors import ConfigurationError
 from tools.sandbox.stack import start_sandbox
 from tools.settings import CrmopsSettings

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.backends.redis_server import _free_port
 from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
+from tests.storage.redis_server import _free_port
 from tools.sandbox.stack import Sandbox, start_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
