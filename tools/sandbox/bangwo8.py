@@ -7,6 +7,7 @@
 - `/api/v1/...`: Basic `account:password` or an unexpired Bearer token, else 401.
 - `POST /api/v1/tickets.json`: needs `ticket.subject` and `ticket.ticketReply.replyMsg`; a
   `Requestid` seen in the last 24 h answers the ticket it created, and creates nothing.
+  The reply is kept: a ticket read back carries ``"ticketReply": {"replyMsg": ...}`` as sent.
 - `GET /api/v1/tickets.json`: `page`, `per_page` (at most 100), `created_*`/`updated_*`
   filters (`yyyy-MM-dd HH:mm:ss`) and `*_order`; `next_page`/`previous_page` are absolute.
 - `GET /api/v1/tickets/{id}.json`: ``{"ticket": [{...}]}``; an unknown id or path is 404
@@ -16,6 +17,9 @@ Undocumented, so chosen here: errors other than 100047 carry the HTTP status as 
 (``{"errcode": "401", "errmsg": "Unauthorized"}``; the vendor's real codes are unknown); a
 create answers 201 ``{"ticket": {...}}``; the show answer is the one-element list public
 integrations read (`ticket.first`); timestamps are `created_at`/`updated_at` in China time.
+004 shows replies only in the create body, so a ticket as read shows its first reply in the
+very shape it was sent, ``"ticketReply": {"replyMsg": ...}`` (the helpdesk shows it on the
+ticket; a reader finds it under the name it wrote, and the ticket round-trips into a create).
 """
 
 from __future__ import annotations
@@ -222,6 +226,7 @@ class Bangwo8Simulator(Simulator):
             "servicerUserId": fields.get("servicerUserId"),
             "ccUserIdList": fields.get("ccUserIdList", []),
             "custom_fields": fields.get("custom_fields", []),
+            "ticketReply": {"replyMsg": fields["ticketReply"]["replyMsg"]},
             "created_at": created,
             "updated_at": updated or created,
         }
@@ -239,6 +244,7 @@ class Bangwo8Simulator(Simulator):
             fields = {
                 "subject": subject,
                 "descript": reply,
+                "ticketReply": {"replyMsg": reply},
                 "ticketStatus": status,
                 "priorityLevel": priority,
                 "custUserId": customer,

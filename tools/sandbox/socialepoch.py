@@ -10,6 +10,9 @@ refusal answered the vendor's way, HTTP 200 with `{"code", "message", "data": ""
 
 Customers live in `sim.customers`, keyed by `whatsApp` (the vendor's dedupe key): an import
 is an upsert and answers one `{"whatsApp", "status", "reason"}` per record in `data`.
+
+`timestamp`/`createTime` must be within `timestamp_window` of the server's clock, which
+`faults.clock_skew` sets ahead or behind (every answer's `Date` shows it); out of it: 502.
 """
 
 from __future__ import annotations
@@ -229,7 +232,8 @@ class SocialEpochSimulator(Simulator):
             raise Refusal(519, "timestamp is error") from None
 
     def _check_time(self, epoch_seconds: float) -> None:
-        if abs(epoch_seconds - self.clock()) > self.timestamp_window:
+        # The server's own clock, as its `Date` header shows it: `faults.clock_skew` moves both.
+        if abs(epoch_seconds - self.server_time()) > self.timestamp_window:
             raise Refusal(502, "timestamp timeout")
 
     # --- records -----------------------------------------------------------------------------
@@ -281,7 +285,7 @@ class SocialEpochSimulator(Simulator):
     def _upsert(self, record: dict[str, Any]) -> str:
         """Store `record` under its number; tags accumulate, `cancelTabName` removes some."""
         number = _text(record["whatsApp"])
-        now = format_create_time(self.clock(), self.tz)
+        now = format_create_time(self.server_time(), self.tz)
         existing = self.customers.get(number)
         stored = dict(existing) if existing else {"createTime": now}
         tags = _tags(stored.get("tabName")) + _tags(record.get("tabName"))

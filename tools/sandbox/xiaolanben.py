@@ -211,7 +211,7 @@ class XiaolanbenSimulator(Simulator):
         h_t, h_sign = params.get(TIME_PARAM, [""])[0], params.get(SIGN_PARAM, [""])[0]
         if not h_t or not h_sign:
             raise Refused(403, NO_SIGNATURE)
-        if not h_t.isdigit():
+        if not _is_number(h_t):
             raise Refused(403, f"{BAD_SIGNATURE_PARAM}: h_t 应为毫秒时间戳")
         # The server's own clock: `faults.clock_skew` sets it off (its Date header shows it).
         if abs(self.server_time() * 1000 - int(h_t)) > self.window * 1000:
@@ -427,7 +427,7 @@ def _int_param(params: Mapping[str, list[str]], name: str, *, low: int, high: in
     value = params.get(name, [""])[0]
     if not value:
         raise Refused(400, f"{BAD_PARAM}: {name} 不能为空")
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not _is_number(value) or not low <= int(value) <= high:
         raise Refused(400, f"{BAD_PARAM}: {name} 应介于 {low}~{high}")
     return int(value)
 
@@ -490,9 +490,18 @@ def _as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and _is_number(value):
         return int(value)
     return None
+
+
+def _is_number(text: str) -> bool:
+    """Whether Java's `Long.parseLong` reads `text`: decimal digits (Unicode Nd) only.
+
+    Not `str.isdigit`, which also passes "²" that `int` (and the vendor) cannot read: the
+    simulator would answer 500 where the vendor refuses (003: 400 / 403 签名参数错误).
+    """
+    return text.isdecimal()
 
 
 def _customer_fields(raw: Mapping[str, Any]) -> dict[str, Any]:

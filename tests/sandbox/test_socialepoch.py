@@ -1,13 +1,15 @@
-"""The simulator refuses what the vendor would, with the documented codes (raw HTTP, no client)."""
+"""The SocialEpoch simulator refuses what the vendor would, with the documented codes."""
 
 from __future__ import annotations
 
 import time
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.vendors.socialepoch import conftest as socialepoch
 from tests.vendors.socialepoch.conftest import ADMIN, AGENT, API_KEY, TENANT_ID
 from tools.sandbox.simulation import ServedApp, serve
 from tools.sandbox.socialepoch import SocialEpochSimulator
@@ -15,6 +17,9 @@ from tools.vendors.socialepoch.auth import format_create_time, header_token, leg
 from tools.vendors.socialepoch.client import BATCH_IMPORT, LEGACY_IMPORT, QUERY
 
 NUMBER = "8618221733141"
+
+# The simulator the client tests use too (tests/vendors/socialepoch/conftest.py), not a copy.
+sim, served = socialepoch.sim, socialepoch.served
 
 
 def signed_headers(
@@ -114,6 +119,27 @@ async def test_legacy_body_refusals(
     answer = await put(served, LEGACY_IMPORT.path, body)
     assert answer == {"code": code, "message": message, "data": ""}
     assert sim.customers == {}
+
+
+@pytest.mark.parametrize("skew", [400.0, -400.0])
+async def test_clock_skew_moves_the_timestamp_window_with_the_date_header(
+    sim: SocialEpochSimulator, served: ServedApp, skew: float
+) -> None:
+    sim.faults.clock_skew = skew  # beyond the 300 s window either way
+    query = [{"whatsApp": NUMBER}]
+    refused = await post(served, QUERY.path, query, signed_headers())
+    assert refused == {"code": 502, "message": "timestamp timeout", "data": ""}
+    legacy = await put(served, LEGACY_IMPORT.path, legacy_body(query))
+    assert legacy["code"] == 502
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        on_server_time = await http.post(
+            QUERY.path, json=query, headers=signed_headers(offset=skew)
+        )
+    assert on_server_time.json()["code"] == 200
+    server_date = parsedate_to_datetime(on_server_time.headers["date"]).timestamp()
+    assert abs(server_date - (time.time() + skew)) < 5
+    legacy = await put(served, LEGACY_IMPORT.path, legacy_body(query, offset=skew))
+    assert legacy["data"][0]["status"] == "created"
 
 
 async def test_legacy_import_in_the_documented_shape(

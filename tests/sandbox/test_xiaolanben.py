@@ -1,4 +1,4 @@
-"""The simulator is as strict as 003: raw HTTP requests, signed by hand where it matters."""
+"""The Xiaolanben simulator is as strict as 003: raw HTTP, signed by hand where it matters."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from tests.vendors.xiaolanben import conftest as xiaolanben
 from tests.vendors.xiaolanben.conftest import COMPANY_ID, SIGN_KEY
 from tools.sandbox.simulation import ServedApp, serve
 from tools.sandbox.xiaolanben import (
@@ -23,6 +24,9 @@ from tools.sandbox.xiaolanben import (
     XiaolanbenSimulator,
 )
 from tools.vendors.xiaolanben.auth import EXPIRED, XiaolanbenAuth, sign
+
+# The seeded simulator the client tests use too (tests/vendors/xiaolanben/conftest.py).
+sim, served = xiaolanben.sim, xiaolanben.served
 
 
 @pytest.fixture
@@ -196,6 +200,20 @@ async def test_bad_flags_are_400(http: httpx.AsyncClient, params: dict[str, str]
 async def test_bad_staff_pages_are_400(http: httpx.AsyncClient, params: dict[str, str]) -> None:
     answer = await http.get(STAFF_PATH, params=params, auth=AUTH)
     assert error_of(answer)[0] == 400
+
+
+# Digits outside Unicode's decimal digits ("²" passes str.isdigit) are a parse error for the
+# vendor's Java (Long.parseLong), answered as a refusal, never as a 500 from the simulator.
+async def test_a_number_that_is_not_decimal_is_refused_not_a_crash(
+    http: httpx.AsyncClient,
+) -> None:
+    page = await http.get(STAFF_PATH, params={"pageIndex": "²", "pageSize": "10"}, auth=AUTH)
+    assert error_of(page)[0] == 400
+    staff = await post_json(http, IMPORT_ONE_PATH, {"customerName": "c", "staffId": "²"})
+    assert error_of(staff)[:2] == (400, 400)
+    query = signed_query([("pageIndex", "1"), ("pageSize", "10")], None)
+    unsigned_time = query.replace("h_t=", "h_t=%C2%B2")
+    assert error_of(await http.get(f"{STAFF_PATH}?{unsigned_time}"))[:2] == (403, 403)
 
 
 async def test_single_import_answers_the_documented_fields(

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from tests.vendors.bangwo8 import conftest as bangwo8
 from tools.sandbox.bangwo8 import (
     SANDBOX_ACCOUNT,
     SANDBOX_CLIENT_ID,
@@ -21,6 +22,9 @@ CLIENT_AUTH = {
     "Authorization": basic_header(SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET).get_secret_value()
 }
 ACCOUNT_AUTH = {"Authorization": basic_header(SANDBOX_ACCOUNT, SANDBOX_PASSWORD).get_secret_value()}
+
+# The simulator the client tests use too (tests/vendors/bangwo8/conftest.py), not a copy.
+clock, sim, served = bangwo8.clock, bangwo8.sim, bangwo8.served
 
 
 @pytest.fixture
@@ -95,6 +99,22 @@ async def test_create_requires_subject_and_reply(
     assert sim.tickets == {}
 
 
+async def test_the_first_reply_is_kept_and_shown_when_the_ticket_is_read(
+    http: httpx.AsyncClient,
+) -> None:
+    # 004's own sample body.
+    body = {
+        "ticket": {"subject": "产品咨询", "ticketReply": {"replyMsg": "你好,我想咨询下帮我吧产品"}}
+    }
+    created = await http.post("/api/v1/tickets.json", headers=ACCOUNT_AUTH, json=body)
+    ticket_id = created.json()["ticket"]["ticketId"]
+    shown = await http.get(f"/api/v1/tickets/{ticket_id}.json", headers=ACCOUNT_AUTH)
+    listed = await http.get("/api/v1/tickets.json", headers=ACCOUNT_AUTH)
+    [ticket] = shown.json()["ticket"]
+    assert ticket["ticketReply"] == {"replyMsg": "你好,我想咨询下帮我吧产品"}
+    assert listed.json()["tickets"] == [ticket]
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -146,3 +166,4 @@ def test_seed_is_realistic() -> None:
     assert len(tickets) == 12
     assert all(any("\u4e00" <= char <= "\u9fff" for char in t["subject"]) for t in tickets)
     assert all(t["created_at"] <= t["updated_at"] for t in tickets)
+    assert all(t["ticketReply"]["replyMsg"] for t in tickets)
