@@ -4,12 +4,17 @@
     refusal = await policy.refusal("ticket", user_id="U1", channel_id="C1", writes=True)
     if refusal: ...  # a sentence for the user
 
+    check = AccessCheck(policy, services)     # what the bot asks: in time, refusals audited
+    refusal = await check.refusal(SUBCOMMANDS["ticket"], caller)
+
 User group membership is read with `usergroups.users.list` (scope `usergroups:read`) and
 kept for `ttl` seconds, so a command costs at most one lookup per group in that time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -17,9 +22,17 @@ from typing import Protocol
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.commands import Subcommand
+from bots.replies import Caller
 from bots.settings import AccessRule, AccessSettings
+from tools.services import Services
+from tools.storage.audit import AuditEntry
+
+log = logging.getLogger("crmops.slack")
 
 Clock = Callable[[], float]
+ACCESS_CHECK_TIMEOUT = 2.0
+"""Seconds the access check may take before the ack: Slack allows 3 in all."""
 
 
 class UserGroupDirectory(Protocol):
@@ -85,3 +98,54 @@ class AccessPolicy:
                 # A group we cannot read grants nothing; the other groups may still.
                 continue
         return False
+
+
+class AccessCheck:
+    """The access rules applied to a caller before the ack, as every `/crm` flow needs them.
+
+    A refused write is recorded in the audit log (`services.store`) under its tool's name:
+    the write never reaches the tool, which would otherwise be the one to record it.
+    """
+
+    def __init__(
+        self, policy: AccessPolicy, services: Services, *, timeout: float = ACCESS_CHECK_TIMEOUT
+    ) -> None:
+        self.policy = policy
+        self.services = services
+        self.timeout = timeout
+
+    async def refusal(
+        self, subcommand: Subcommand, caller: Caller, *, vendor: str = ""
+    ) -> str | None:
+        """None when `caller` may run `subcommand`; otherwise the sentence to show them."""
+        try:
+            refusal = await asyncio.wait_for(
+                self.policy.refusal(
+                    subcommand.name,
+                    user_id=caller.user_id,
+                    channel_id=caller.channel_id,
+                    writes=subcommand.writes,
+                ),
+                self.timeout,
+            )
+        except TimeoutError:
+            refusal = "Could not check your access in time (Slack was slow); try again."
+        if refusal is not None and subcommand.tool is not None and subcommand.writes:
+            await self._record(subcommand.tool.name, caller, refusal, vendor)
+        return refusal
+
+    async def _record(self, operation: str, caller: Caller, refusal: str, vendor: str) -> None:
+        entry = AuditEntry(
+            actor=caller.actor,
+            vendor=vendor,
+            operation=operation,
+            target="",
+            sent={},
+            outcome="failed",
+            error=f"refused: {refusal}",
+        )
+        try:
+            await self.services.store.audit.record(entry)
+        except Exception:
+            # Losing an audit line must not keep the refusal from the user.
+            log.exception("could not record the refused %s", operation)

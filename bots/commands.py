@@ -14,6 +14,14 @@ from typing import Literal
 
 from tools.catalog import VENDORS, Vendor
 from tools.errors import CrmopsError
+from tools.table import (
+    CREATE_TICKET,
+    IMPORT_CUSTOMER,
+    LIST_STAFF,
+    LOOKUP_ERROR_CODE,
+    QUERY_CUSTOMER,
+    ToolRow,
+)
 
 ImportVendor = Literal["socialepoch", "xiaolanben"]
 IMPORT_VENDORS: tuple[ImportVendor, ...] = ("socialepoch", "xiaolanben")
@@ -22,13 +30,21 @@ TICKET_OPTIONS = ("priority", "type", "description")
 
 @dataclass(frozen=True)
 class Subcommand:
-    """One `/crm` subcommand as `/crm help` shows it."""
+    """One `/crm` subcommand as `/crm help` shows it, over its tool's row of the tool table.
+
+    `writes` comes from the tool: a write is asked for confirmation, and its tool records it
+    in the audit log under the tool's name.
+    """
 
     name: str
     usage: str
     summary: str
     example: str
-    writes: bool = False
+    tool: ToolRow | None = None
+
+    @property
+    def writes(self) -> bool:
+        return self.tool is not None and self.tool.writes
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
@@ -40,32 +56,35 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             "/crm error <code or message> [vendor]",
             "what a SocialEpoch, Xiaolanben or Bangwo8 error means and what to do",
             "/crm error 502 socialepoch",
+            LOOKUP_ERROR_CODE,
         ),
         Subcommand(
             "staff",
             "/crm staff [name or mobile]",
             "Xiaolanben staff: id, name, mobile, department",
             "/crm staff 王",
+            LIST_STAFF,
         ),
         Subcommand(
             "customer",
             "/crm customer <whatsapp number>",
             "a SocialEpoch customer by WhatsApp number",
             "/crm customer 8618221733141",
+            QUERY_CUSTOMER,
         ),
         Subcommand(
             "ticket",
             '/crm ticket "<subject>" "<message>" [--priority N] [--type N] [--description T]',
             "create a Bangwo8 helpdesk ticket, after you confirm",
             '/crm ticket "无法登录" "客户说登录页报错 502" --priority 2',
-            writes=True,
+            CREATE_TICKET,
         ),
         Subcommand(
             "import",
             "/crm import [socialepoch|xiaolanben]",
             "import customers from a CSV or XLSX file: preview, then confirm",
             "/crm import xiaolanben",
-            writes=True,
+            IMPORT_CUSTOMER,
         ),
     )
 }

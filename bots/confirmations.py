@@ -11,6 +11,14 @@ value is a confirmation id; the store keeps what the write will do until it is t
 `ConfirmationStore` is the interface; the in-process store serves one process, and
 `RedisConfirmationStore` replicas behind a load balancer: a confirmation asked for on one is
 taken on another, once (`take` is one Lua script run by Redis).
+
+`ConfirmationFlow` is what the flows use: `ask` stores a pending write of a caller, `taken`
+takes the one a pressed button names (telling the presser when it cannot), `cancel` is the
+Cancel button's whole work::
+
+    flow = ConfirmationFlow(store, ttl=300, clock=time.time)
+    pending = await flow.ask(caller, "ticket", response_url, {"subject": ...})
+    pending = await flow.taken(body, respond)     # on Confirm; None: already answered
 """
 
 from __future__ import annotations
@@ -22,7 +30,10 @@ from typing import Any, Literal, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from redis.typing import EncodableT, FieldT
+from slack_bolt.async_app import AsyncRespond
 
+from bots import blocks
+from bots.replies import Caller, send
 from tools.errors import CrmopsError
 from tools.storage.redis import RedisBackend
 
@@ -224,3 +235,52 @@ class RedisConfirmationStore:
 
 def _text(part: bytes | str) -> str:
     return part.decode() if isinstance(part, bytes) else part
+
+
+class ConfirmationFlow:
+    """Pending writes of `/crm`: asked for with Confirm / Cancel, taken once by their owner."""
+
+    def __init__(self, store: ConfirmationStore, *, ttl: float, clock: Clock = time.time) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.clock = clock
+
+    async def ask(
+        self, caller: Caller, command: str, response_url: str, payload: dict[str, Any]
+    ) -> Confirmation:
+        """Store a pending write of `caller`; its id goes into the Confirm button."""
+        pending = Confirmation.new(
+            command=command,
+            user_id=caller.user_id,
+            team_id=caller.team_id,
+            channel_id=caller.channel_id,
+            response_url=response_url,
+            payload=payload,
+            ttl=self.ttl,
+            clock=self.clock,
+        )
+        await self.store.put(pending)
+        return pending
+
+    async def taken(self, body: dict[str, Any], respond: AsyncRespond) -> Confirmation | None:
+        """The confirmation the pressed button names, or None after telling the user why not."""
+        caller = Caller.of_interaction(body)
+        actions = body.get("actions") or [{}]
+        confirmation_id = str(actions[0].get("value", ""))
+        try:
+            return await self.store.take(confirmation_id, user_id=caller.user_id)
+        except ConfirmationRefusedError as exc:
+            await send(
+                respond,
+                blocks.notice(f":no_entry: {exc}"),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return None
+
+    async def cancel(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """The Cancel button: the pending write is taken and dropped; nothing is done."""
+        if await self.taken(body, respond) is not None:
+            await send(
+                respond, blocks.notice("Cancelled; nothing was done."), replace_original=True
+            )

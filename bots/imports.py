@@ -2,15 +2,18 @@
 
 1. `/crm import [vendor]` opens a modal (vendor + a CSV/XLSX file input). The command's
    `response_url` travels in the modal's `private_metadata`: a submission has none.
-2. On submit the file is downloaded with the bot token (scope `files:read`; Slack answers
-   a sign-in page with status 200 when the token is missing, so the content type is
-   checked), checked row by row (a dry run of `bulk_import`), and a preview — valid rows,
-   rejected rows with reasons — is posted with Import / Cancel buttons.
-3. Import runs `bulk_import`; one message (the preview's) shows progress, then the final
-   per-row summary. Rejected rows can be downloaded as a CSV, sent to the user's DM.
+2. On submit the access rules are checked (the vendor is known only now), the file is
+   downloaded with the bot token (scope `files:read`; Slack answers a sign-in page with
+   status 200 when the token is missing, so the content type is checked), checked row by
+   row (a dry run of `bulk_import`), and a preview — valid rows, rejected rows with
+   reasons — is posted with Import / Cancel buttons.
+3. Import runs `bulk_import` with the caller as its actor: the engine records the import in
+   the audit log, as it does for the CLI and MCP. One message (the preview's) shows
+   progress, then the final per-row summary. Rejected rows can be downloaded as a CSV, sent
+   to the user's DM.
 
 A `response_url` takes 5 posts: the start, at most `MAX_PROGRESS_UPDATES` progress posts,
-and the summary, leaving one for a failure.
+and the summary, leaving one for a failure. The messages are in `bots.import_messages`.
 """
 
 from __future__ import annotations
@@ -25,41 +28,41 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
-from slack_bolt.async_app import AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots import auth, blocks
+from bots.access import AccessCheck
+from bots.commands import SUBCOMMANDS, ImportCommand
+from bots.confirmations import Confirmation, ConfirmationFlow
+from bots.import_messages import (
+    FILE_BLOCK,
+    FILE_INPUT,
+    FILE_TYPES,
+    VENDOR_BLOCK,
+    VENDOR_INPUT,
+    VENDOR_NAMES,
+    import_modal,
+    preview_message,
+    progress_message,
+    summary_message,
+)
+from bots.replies import Caller, send
 from bots.settings import SlackSettings
 from tools.bulk import BulkImportReport, ImportProgress, bulk_import
 from tools.bulk.columns import BulkVendor
 from tools.errors import InputError, Problem
 from tools.services import Services
 from tools.storage.audit import Actor
-from tools.storage.store import Store
 
 log = logging.getLogger("crmops.slack")
 
-IMPORT_VIEW = "crm_import"
-DOWNLOAD_ACTION = "crm_rejected_csv"
-VENDOR_BLOCK, VENDOR_INPUT = "vendor", "vendor_select"
-FILE_BLOCK, FILE_INPUT = "file", "file_input"
-FILE_TYPES = ("csv", "xlsx")
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_PROGRESS_UPDATES = 2
-MAX_SHOWN_PROBLEMS = 15
-VENDOR_NAMES: dict[BulkVendor, str] = {
-    "socialepoch": "SocialEpoch (WhatsApp SCRM)",
-    "xiaolanben": "Xiaolanben 小蓝本 (B2B CRM)",
-}
-
-
-def slack_actor(user_id: str, team_id: str, channel_id: str) -> Actor:
-    """The audit log's actor for a Slack user: `team/channel/user`, who and where."""
-    return Actor("slack", f"{team_id}/{channel_id}/{user_id}")
 
 
 @dataclass(frozen=True)
@@ -72,137 +75,23 @@ class Download:
     expires_at: float
 
 
-# --- messages --------------------------------------------------------------------------------
-
-
-def import_modal(vendor: BulkVendor | None, metadata: dict[str, str]) -> dict[str, Any]:
-    options = [
-        {"text": {"type": "plain_text", "text": label}, "value": value}
-        for value, label in VENDOR_NAMES.items()
-    ]
-    select: dict[str, Any] = {
-        "type": "static_select",
-        "action_id": VENDOR_INPUT,
-        "options": options,
-    }
-    if vendor is not None:
-        select["initial_option"] = next(each for each in options if each["value"] == vendor)
-    return {
-        "type": "modal",
-        "callback_id": IMPORT_VIEW,
-        "private_metadata": json.dumps(metadata),
-        "title": {"type": "plain_text", "text": "Import customers"},
-        "submit": {"type": "plain_text", "text": "Check file"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": VENDOR_BLOCK,
-                "label": {"type": "plain_text", "text": "Import into"},
-                "element": select,
-            },
-            {
-                "type": "input",
-                "block_id": FILE_BLOCK,
-                "label": {"type": "plain_text", "text": "Customers file (CSV or XLSX)"},
-                "element": {
-                    "type": "file_input",
-                    "action_id": FILE_INPUT,
-                    "filetypes": list(FILE_TYPES),
-                    "max_files": 1,
-                },
-            },
-            blocks.context("Nothing is imported until you press Import on the preview."),
-        ],
-    }
-
-
-def _problem_lines(report: BulkImportReport) -> str:
-    lines = [
-        f"row {p.row}: {blocks.escape(p.field + ': ' if p.field else '')}{blocks.escape(p.reason)}"
-        for p in report.problems[:MAX_SHOWN_PROBLEMS]
-    ]
-    hidden = (report.rejected + report.failed) - len(lines)
-    if hidden > 0:
-        lines.append(f"… and {hidden} more (download the CSV)")
-    return "\n".join(lines)
-
-
-def preview_message(
-    report: BulkImportReport, file_name: str, confirmation_id: str, download_id: str | None
-) -> blocks.Message:
-    head = (
-        f"*{blocks.escape(file_name)}* → {VENDOR_NAMES[report.vendor]}: "
-        f"{report.valid} valid row(s), {report.rejected} rejected of {report.rows_read}."
-    )
-    body = [blocks.section(head)]
-    if report.rejected:
-        body.append(blocks.section("*Rejected (not imported):*\n" + _problem_lines(report)))
-    buttons = [blocks.button("Cancel", blocks.CANCEL_ACTION, confirmation_id)]
-    if report.valid:
-        buttons.insert(
-            0,
-            blocks.button(
-                f"Import {report.valid} row(s)", blocks.CONFIRM_ACTION, confirmation_id, "primary"
-            ),
-        )
-    if download_id is not None:
-        buttons.append(blocks.button("Download rejected rows (CSV)", DOWNLOAD_ACTION, download_id))
-    body.append({"type": "actions", "elements": buttons})
-    return blocks.message(head, body)
-
-
-def progress_message(progress: ImportProgress, file_name: str) -> blocks.Message:
-    return blocks.notice(
-        f":hourglass_flowing_sand: Importing *{blocks.escape(file_name)}*: "
-        f"{progress.done} of {progress.total} row(s) done, {progress.failed} refused."
-    )
-
-
-def summary_message(
-    report: BulkImportReport, file_name: str, download_id: str | None
-) -> blocks.Message:
-    icon = ":white_check_mark:" if report.status == "ok" else ":warning:"
-    head = (
-        f"{icon} Imported *{blocks.escape(file_name)}* into {VENDOR_NAMES[report.vendor]}: "
-        f"{report.created} created, {report.updated} updated, {report.accepted} accepted, "
-        f"{report.failed} refused by the vendor, {report.rejected} rejected before sending."
-    )
-    body = [blocks.section(head)]
-    if report.unknown or report.pending:
-        body.append(
-            blocks.section(
-                f"{report.unknown + report.pending} row(s) were not settled"
-                f"{': ' + blocks.escape(report.stopped) if report.stopped else ''}. "
-                "Run the same import again to send only those."
-            )
-        )
-    if report.problems:
-        body.append(blocks.section("*Not imported:*\n" + _problem_lines(report)))
-    if download_id is not None:
-        body.append(
-            {
-                "type": "actions",
-                "elements": [
-                    blocks.button("Download rejected rows (CSV)", DOWNLOAD_ACTION, download_id)
-                ],
-            }
-        )
-    return blocks.message(head, body)
-
-
-# --- the flow ---------------------------------------------------------------------------------
-
-
 class ImportFlow:
-    """The import modal, preview, run and downloads; `CrmBot` routes to it."""
+    """The import modal, preview, run and downloads; `CrmBot` routes `/crm import`, the
+    modal's submission, the import's Confirm and the download button to it.
+
+    The journal and the audit log are `services.store`'s.
+    """
+
+    CONFIRMATION: ClassVar[str] = "import"
+    """The `command` of an import's pending confirmation."""
 
     def __init__(
         self,
         *,
         settings: SlackSettings,
         services: Services,
-        store: Store,
+        confirmations: ConfirmationFlow,
+        access: AccessCheck,
         workdir: Path | None = None,
         progress_interval: float = 2.0,
         download_ttl: float = 3600.0,
@@ -210,7 +99,8 @@ class ImportFlow:
     ) -> None:
         self.settings = settings
         self.services = services
-        self.store = store
+        self.confirmations = confirmations
+        self.access = access
         self.workdir = workdir or Path(tempfile.gettempdir()) / "crmops-slack"
         self.progress_interval = progress_interval
         self.download_ttl = download_ttl
@@ -218,6 +108,18 @@ class ImportFlow:
         self.downloads: dict[str, Download] = {}
 
     # --- 1. the modal -------------------------------------------------------------------------
+    async def open(
+        self, command: ImportCommand, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """`/crm import [vendor]`: ack, then open the modal (a failure goes to response_url)."""
+        await ack()
+        try:
+            await self.open_modal(command.vendor, body, client)
+        except Exception as exc:
+            log.warning("could not open the import modal", exc_info=True)
+            respond = AsyncRespond(response_url=str(body.get("response_url", "")))
+            await send(respond, blocks.failure_message(exc, doing="open the import form"))
+
     async def open_modal(
         self, vendor: BulkVendor | None, body: dict[str, Any], client: AsyncWebClient
     ) -> None:
@@ -230,6 +132,49 @@ class ImportFlow:
         )
 
     # --- 2. the preview -----------------------------------------------------------------------
+    async def submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Check the submitted file and post the preview to the command's `response_url`."""
+        vendor, file = self.submitted_file(view)
+        if vendor is None or file is None:
+            errors = {VENDOR_BLOCK: "Pick a vendor."} if vendor is None else {}
+            errors |= {FILE_BLOCK: "Attach a CSV or XLSX file."} if file is None else {}
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        metadata = _metadata(view)
+        caller = Caller(
+            user_id=str((body.get("user") or {}).get("id", "")),
+            team_id=str((body.get("team") or {}).get("id", "")),
+            channel_id=metadata.get("channel_id", ""),
+        )
+        respond = AsyncRespond(response_url=metadata.get("response_url", ""))
+        try:
+            await self._preview(vendor, file, caller, respond)
+        except Exception as exc:
+            if not isinstance(exc, InputError):
+                log.warning("could not check the import file", exc_info=True)
+            await send(respond, blocks.failure_message(exc, doing="check the file"))
+
+    async def _preview(
+        self, vendor: BulkVendor, file: dict[str, Any], caller: Caller, respond: AsyncRespond
+    ) -> None:
+        refusal = await self.access.refusal(SUBCOMMANDS["import"], caller, vendor=vendor)
+        if refusal is not None:
+            await send(respond, blocks.notice(f":no_entry: {refusal}"))
+            return
+        path = await self.download(file)
+        report, rejected = await self.check(path, vendor)
+        payload = {"vendor": vendor, "path": str(path), "file_name": path.name}
+        pending = await self.confirmations.ask(
+            caller, self.CONFIRMATION, str(respond.response_url), payload
+        )
+        download = (
+            self.offer_download(caller.user_id, rejected, f"rejected-{path.stem}.csv")
+            if report.rejected
+            else None
+        )
+        await send(respond, preview_message(report, path.name, pending.id, download))
+
     @staticmethod
     def submitted_file(view: dict[str, Any]) -> tuple[BulkVendor | None, dict[str, Any] | None]:
         """The vendor and the file object a submitted modal holds (None when missing)."""
@@ -289,6 +234,15 @@ class ImportFlow:
         return download_id
 
     # --- 3. the import --------------------------------------------------------------------------
+    async def confirmed(self, pending: Confirmation, respond: AsyncRespond) -> None:
+        """Import's Confirm: run it; a failure is posted over the preview."""
+        caller = Caller(pending.user_id, pending.team_id, pending.channel_id)
+        try:
+            await self.run(pending.payload, caller.actor, respond)
+        except Exception as exc:
+            log.warning("the import failed", exc_info=True)
+            await send(respond, blocks.failure_message(exc, doing="import"), replace_original=True)
+
     async def run(
         self, payload: dict[str, Any], actor: Actor, respond: AsyncRespond
     ) -> BulkImportReport:
@@ -301,7 +255,7 @@ class ImportFlow:
             self.services,
             source=path,
             vendor=payload["vendor"],
-            store=self.store,
+            store=self.services.store,
             actor=actor,
             resume=True,
             progress=reporter,
@@ -316,6 +270,21 @@ class ImportFlow:
         )
         await _post(respond, summary_message(report, name, download))
         return report
+
+    async def download_pressed(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        """The download button: DM the rejected rows, or say why not."""
+        await ack()
+        try:
+            caller = Caller.of_interaction(body)
+            download_id = str(((body.get("actions") or [{}])[0]).get("value", ""))
+            refusal = await self.send_download(download_id, caller.user_id, client)
+            text = refusal or "Sent you the rejected rows as a CSV in a direct message."
+            await send(respond, blocks.notice(text), replace_original=False)
+        except Exception as exc:
+            log.warning("could not send the rejected rows", exc_info=True)
+            await send(respond, blocks.failure_message(exc, doing="send the rejected rows"))
 
     async def send_download(
         self, download_id: str, user_id: str, client: AsyncWebClient
@@ -345,6 +314,14 @@ class ImportFlow:
         for folder in self.workdir.iterdir():
             if folder.is_dir() and folder.stat().st_mtime < oldest:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, str]:
+    try:
+        data = json.loads(str(view.get("private_metadata") or "{}"))
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def _file_problem(message: str) -> InputError:

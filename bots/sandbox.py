@@ -63,10 +63,10 @@ async def serve_with_fake_slack(
         pointed = slack_settings.model_copy(update={"api_url": fake.api_url})
         # A journal of its own: sandbox imports never land in the user's real one.
         async with (
-            Services(settings) as services,
             sqlite_store(Path(folder) / "crmops.db") as store,
+            Services(settings, store=store) as services,
         ):
-            bolt_app = build_app(pointed, services, access=access, store=store)
+            bolt_app = build_app(pointed, services, access=access)
             await _serve_announcing(build_http_app(bolt_app), host=host, port=port, fake=fake)
 
 

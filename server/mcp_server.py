@@ -40,6 +40,7 @@ from tools.services import Services
 from tools.settings import Settings
 from tools.staff import list_staff
 from tools.storage.audit import Actor
+from tools.table import TOOLS, ToolRow
 from tools.tickets import create_ticket, list_tickets
 
 log = logging.getLogger("crmops.mcp")
@@ -60,45 +61,39 @@ _ADAPTER_PARAMETERS = frozenset({"services", "actor", "progress"})
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """A tool function and how MCP describes it."""
+    """A tool function and its row of the tool table (title and hints)."""
 
     fn: ToolFunction
-    title: str
-    read_only: bool
-    idempotent: bool
-    open_world: bool = True
-    destructive: bool = False
+    row: ToolRow
 
     @property
     def name(self) -> str:
-        return self.fn.__name__
+        return self.row.name
 
     @property
     def annotations(self) -> ToolAnnotations:
         return ToolAnnotations(
-            title=self.title,
-            read_only_hint=self.read_only,
-            destructive_hint=self.destructive,
-            idempotent_hint=self.idempotent,
-            open_world_hint=self.open_world,
+            title=self.row.title,
+            read_only_hint=self.row.read_only,
+            destructive_hint=self.row.destructive,
+            idempotent_hint=self.row.idempotent,
+            open_world_hint=self.row.open_world,
         )
 
 
-TOOL_SPECS: tuple[ToolSpec, ...] = (
-    ToolSpec(
+_FUNCTIONS: dict[str, ToolFunction] = {
+    fn.__name__: fn
+    for fn in (
         lookup_error_code,
-        "Explain a vendor error code",
-        read_only=True,
-        idempotent=True,
-        open_world=False,
-    ),
-    ToolSpec(import_customer, "Import customers", read_only=False, idempotent=False),
-    ToolSpec(query_customer, "Find SocialEpoch customers", read_only=True, idempotent=True),
-    ToolSpec(list_staff, "List Xiaolanben staff", read_only=True, idempotent=True),
-    # Not idempotent: each call opens a ticket. A retry inside one call is safe (Requestid).
-    ToolSpec(create_ticket, "Create a Bangwo8 ticket", read_only=False, idempotent=False),
-    ToolSpec(list_tickets, "List Bangwo8 tickets", read_only=True, idempotent=True),
-)
+        import_customer,
+        query_customer,
+        list_staff,
+        create_ticket,
+        list_tickets,
+    )
+}
+# In the table's order; a row without its function fails here, at import.
+TOOL_SPECS: tuple[ToolSpec, ...] = tuple(ToolSpec(_FUNCTIONS[row.name], row) for row in TOOLS)
 TOOL_NAMES = tuple(spec.name for spec in TOOL_SPECS)
 
 
@@ -133,7 +128,7 @@ def build_server(
         server.add_tool(
             as_mcp_tool(spec, in_use),
             name=spec.name,
-            title=spec.title,
+            title=spec.row.title,
             annotations=spec.annotations,
             structured_output=True,
         )
@@ -169,10 +164,10 @@ def select_tools(*, read_only: bool, names: Sequence[str] | None) -> list[ToolSp
             )
     chosen = [spec for spec in TOOL_SPECS if names is None or spec.name in names]
     if read_only:
-        dropped = [spec.name for spec in chosen if not spec.read_only]
+        dropped = [spec.name for spec in chosen if not spec.row.read_only]
         if dropped:
             log.info("read-only mode: not serving %s", ", ".join(dropped))
-        chosen = [spec for spec in chosen if spec.read_only]
+        chosen = [spec for spec in chosen if spec.row.read_only]
     if not chosen:
         raise ConfigurationError(
             vendor="crmops",

@@ -7,9 +7,10 @@ A create carries a `Requestid` (made here unless given) that the vendor uses to 
 duplicate: the client sends the same one on each retry, and a caller that timed out can call
 again with the `request_id` of the first attempt.
 
-Given an `actor`, a create is recorded in the audit log (`services.store`): who asked, the
-ticket's fields and request id as sent, and the outcome (ok, failed, or unknown when the
-answer was lost). A caller that records its writes itself passes no actor.
+Every create is recorded in the audit log (`services.store`) under `create_ticket`, from
+whichever surface: who asked (the `actor` the surface passes; the OS user when none is
+given), the ticket's fields and request id as sent, and the outcome (ok, failed, or unknown
+when the answer was lost). `ticket_to_create` checks a ticket without sending it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tools.errors import InputError, VendorError, VendorUnavailableError
+from tools.errors import CrmopsError, InputError, VendorUnavailableError
 from tools.services import Services
 from tools.storage.audit import Actor, AuditEntry, AuditLog, Outcome
-from tools.vendors.bangwo8 import Ticket, TicketFilters, validate_ticket
+from tools.table import CREATE_TICKET
+from tools.text import one_line
+from tools.vendors.bangwo8 import Ticket, TicketCreate, TicketFilters, validate_ticket
 from tools.vendors.bangwo8.models import Order, problems_of
 
 MAX_TICKETS_PER_PAGE = 100
@@ -123,6 +126,47 @@ async def create_ticket(
     Each call creates a new ticket; do not call twice for one request. Returns the created
     ticket (id, status, priority) and the request_id that makes a retry safe.
     """
+    ticket = ticket_to_create(
+        subject=subject,
+        message=message,
+        description=description,
+        status=status,
+        priority=priority,
+        ticket_type=ticket_type,
+        customer_user_id=customer_user_id,
+        servicer_user_id=servicer_user_id,
+        cc_user_ids=cc_user_ids,
+        custom_fields=custom_fields,
+    )
+    key = request_id or uuid.uuid4().hex
+    # Opened before the write: a database that cannot be opened stops an unaudited create.
+    sent = {**ticket.wire()["ticket"], "request_id": key}
+    audit = _Audit(services.store.audit, actor or Actor.local_user("library"), sent)
+    try:
+        created = await services.bangwo8.create_ticket(ticket, request_id=key)
+    except Exception as exc:
+        await audit.record(_outcome_of(exc), "ticket not created", error=str(exc))
+        raise
+    info = TicketInfo.of(created)
+    await audit.record("ok", f"ticket {info.id}")
+    return CreatedTicket(ticket=info, request_id=key)
+
+
+def ticket_to_create(
+    *,
+    subject: str,
+    message: str,
+    description: str | None = None,
+    status: CodeValue | None = None,
+    priority: CodeValue | None = None,
+    ticket_type: CodeValue | None = None,
+    customer_user_id: CodeValue | None = None,
+    servicer_user_id: CodeValue | None = None,
+    cc_user_ids: list[CodeValue] | None = None,
+    custom_fields: dict[str, CustomValue] | None = None,
+) -> TicketCreate:
+    """The ticket `create_ticket` sends for these arguments, or `InputError` naming each
+    field Bangwo8 would refuse: call it to check a ticket before asking anyone to confirm."""
     fields: dict[str, Any] = {
         "subject": subject,
         "message": message,
@@ -135,21 +179,15 @@ async def create_ticket(
         "ccUserIdList": cc_user_ids,
         "custom_fields": _custom_field_list(custom_fields),
     }
-    ticket = validate_ticket({k: v for k, v in fields.items() if v is not None})
-    key = request_id or uuid.uuid4().hex
-    # Opened before the write: a database that cannot be opened stops an unaudited create.
-    sent = {**ticket.wire()["ticket"], "request_id": key}
-    audit = None if actor is None else _Audit(services.store.audit, actor, sent)
-    try:
-        created = await services.bangwo8.create_ticket(ticket, request_id=key)
-    except VendorError as exc:
-        if audit is not None:
-            await audit.record(_outcome_of(exc), "ticket not created", error=str(exc))
-        raise
-    info = TicketInfo.of(created)
-    if audit is not None:
-        await audit.record("ok", f"ticket {info.id}")
-    return CreatedTicket(ticket=info, request_id=key)
+    return validate_ticket({k: v for k, v in fields.items() if v is not None})
+
+
+def code_value(text: str | None) -> CodeValue | None:
+    """An id typed by a person (Slack, the CLI): `"2"` is the number 2, anything else text."""
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.isdigit() else text
 
 
 class _Audit:
@@ -164,20 +202,21 @@ class _Audit:
         entry = AuditEntry(
             actor=self.actor,
             vendor="bangwo8",
-            operation="create_ticket",
+            operation=CREATE_TICKET.name,
             target=target,
             sent=self.sent,
             outcome=outcome,
-            error=" ".join(error.split()) if error else None,
+            error=one_line(error) if error else None,
         )
         await self.log.record(entry)
 
 
-def _outcome_of(error: VendorError) -> Outcome:
-    """`unknown` when the request may have reached Bangwo8 and the answer was lost."""
-    if isinstance(error, VendorUnavailableError) and error.request_sent:
-        return "unknown"
-    return "failed"
+def _outcome_of(error: Exception) -> Outcome:
+    """`failed` when Bangwo8 surely made no ticket; `unknown` when the request may have
+    reached it and the answer was lost (or we failed on our side after sending)."""
+    if isinstance(error, VendorUnavailableError):
+        return "unknown" if error.request_sent else "failed"
+    return "failed" if isinstance(error, CrmopsError) else "unknown"
 
 
 def _custom_field_list(fields: dict[str, CustomValue] | None) -> list[dict[str, Any]] | None:

@@ -177,8 +177,11 @@ async def _serve_in_loop(app: ASGIApp) -> tuple[uvicorn.Server, asyncio.Task[Non
 
 
 @pytest.fixture
-async def services(settings: Settings, no_wait_retry: RetryPolicy) -> AsyncIterator[Services]:
-    async with Services(settings, retry=no_wait_retry) as services:
+async def services(
+    settings: Settings, no_wait_retry: RetryPolicy, store: Store
+) -> AsyncIterator[Services]:
+    """The clients of the simulators, journaling and auditing into `store`."""
+    async with Services(settings, retry=no_wait_retry, store=store) as services:
         yield services
 
 
@@ -188,7 +191,6 @@ async def endpoint(
     services: Services,
     slack_settings: SlackSettings,
     access: AccessSettings,
-    store: Store,
     fake_slack: FakeSlack,
     sandbox: Sandbox,
     tmp_path: Path,
@@ -198,7 +200,6 @@ async def endpoint(
         slack_settings,
         services,
         access=access,
-        store=store,
         workdir=tmp_path / "slack-files",
         progress_interval=0,
     )

@@ -179,9 +179,9 @@ async def test_a_ticket_is_created_after_confirming(
     assert f"#{ticket_id}" in _text(in_channel[0])
     (entry,) = await audit_entries(store)
     assert (entry.actor.surface, entry.actor.name) == ("slack", f"T0CRMOPS/{CHANNEL}/{WRITER}")
-    assert (entry.vendor, entry.operation, entry.outcome) == ("bangwo8", "/crm ticket", "ok")
+    assert (entry.vendor, entry.operation, entry.outcome) == ("bangwo8", "create_ticket", "ok")
     assert entry.target == f"ticket {ticket_id}"
-    assert entry.sent["channel"] == CHANNEL
+    assert (entry.sent["subject"], entry.sent["priorityLevel"]) == ("无法登录", 2)
 
 
 async def test_a_confirmation_works_once(endpoint: SlackEndpoint, sandbox: Sandbox) -> None:
@@ -237,7 +237,7 @@ async def test_writes_are_refused_to_users_not_allowed(
     assert "not allowed to run `/crm ticket`" in text
     (entry,) = await audit_entries(store)
     assert entry.actor.name.endswith(READER)
-    assert (entry.operation, entry.outcome) == ("/crm ticket", "failed")
+    assert (entry.operation, entry.outcome) == ("create_ticket", "failed")
     assert "not allowed" in (entry.error or "")
     assert sandbox.bangwo8.counters["requests"] == 0
 

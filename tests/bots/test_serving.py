@@ -35,7 +35,6 @@ from tests.bots.test_http import _text
 from tests.bots.waiting import wait_until
 from tests.sandbox_fixtures import Sandbox
 from tools.services import Services
-from tools.storage.store import Store
 
 MANIFEST = Path(__file__).parents[2] / "manifest.yml"
 SCOPES_USED = {"commands", "usergroups:read", "files:read", "files:write", "im:write"}
@@ -45,9 +44,8 @@ async def test_a_socket_mode_envelope_is_acked_with_the_answer(
     fake_slack: FakeSlack,
     slack_settings: SlackSettings,
     services: Services,
-    store: Store,
 ) -> None:
-    bolt_app = build_app(slack_settings, services, access=AccessSettings(), store=store)
+    bolt_app = build_app(slack_settings, services, access=AccessSettings())
     handler = socket_mode_handler(bolt_app, slack_settings)
     await handler.connect_async()  # type: ignore[no-untyped-call]
     try:

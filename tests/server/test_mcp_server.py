@@ -24,6 +24,7 @@ from tools.services import Services
 from tools.settings import Settings
 from tools.staff import StaffList
 from tools.storage.audit import Actor
+from tools.table import ToolRow
 from tools.tickets import CreatedTicket, TicketList
 
 WAIT = 30  # seconds any one exchange may take
@@ -256,7 +257,7 @@ async def test_writes_are_audited_under_the_mcp_clients_name(
     entries = await services.store.audit.recent()
     assert {entry.actor for entry in entries} == {Actor("mcp", "claude-ai")}
     assert {entry.operation for entry in entries} == {
-        "import_customers",
+        "import_customer",
         "bulk_import",
         "create_ticket",
     }
@@ -312,7 +313,8 @@ async def test_a_crash_is_a_generic_error_with_the_traceback_in_the_log(
     services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     server: MCPServer[Any] = MCPServer("test")
-    server.add_tool(as_mcp_tool(ToolSpec(explode, "Explode", True, True), services), name="explode")
+    row = ToolRow("explode", "Explode", read_only=True, idempotent=True)
+    server.add_tool(as_mcp_tool(ToolSpec(explode, row), services), name="explode")
     with caplog.at_level(logging.ERROR, logger="crmops.mcp"), anyio.fail_after(WAIT):
         async with Client(server) as client:
             result = await client.call_tool("explode", {})

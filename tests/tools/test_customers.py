@@ -236,7 +236,7 @@ async def test_each_import_is_audited_with_its_actor_and_rows(
     )
     entries = await services.store.audit.recent()
     assert {entry.actor for entry in entries} == {actor}
-    chunk = next(e for e in entries if e.operation == "import_customers")
+    chunk = next(e for e in entries if e.operation == "import_customer")
     assert (chunk.vendor, chunk.outcome) == ("socialepoch", "ok")
     assert chunk.sent["identities"] == ["8618221733141"]
     assert chunk.target.startswith("import_customer")

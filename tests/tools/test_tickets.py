@@ -8,10 +8,11 @@ from datetime import date, timedelta
 import pytest
 
 from tests.sandbox_fixtures import SECRETS, Sandbox
-from tools.errors import InputError, VendorError
+from tools.errors import ConfigurationError, InputError, VendorError
 from tools.services import Services
+from tools.settings import Bangwo8Settings
 from tools.storage.audit import Actor
-from tools.tickets import create_ticket, list_tickets
+from tools.tickets import code_value, create_ticket, list_tickets, ticket_to_create
 
 
 async def test_create_sends_every_field_and_returns_the_ticket(
@@ -120,8 +121,34 @@ async def test_a_create_whose_answer_is_lost_is_audited_as_unknown(
     assert entry.sent["request_id"]  # what to retry with
 
 
-async def test_a_create_without_an_actor_leaves_the_audit_to_the_caller(
+async def test_a_create_without_an_actor_is_audited_as_the_os_user(
     services: Services, sandbox: Sandbox
 ) -> None:
     await create_ticket(services, subject="s", message="m")
-    assert await services.store.audit.recent() == []
+    [entry] = await services.store.audit.recent()
+    assert (entry.actor, entry.operation) == (Actor.local_user("library"), "create_ticket")
+
+
+async def test_a_create_without_credentials_is_audited_as_failed(
+    services: Services, sandbox: Sandbox
+) -> None:
+    no_credentials = dict.fromkeys(Bangwo8Settings.credentials)
+    bangwo8 = services.settings.bangwo8.model_copy(update=no_credentials)
+    settings = services.settings.model_copy(update={"bangwo8": bangwo8})
+    async with Services(settings, store=services.store) as unconfigured:
+        with pytest.raises(ConfigurationError):
+            await create_ticket(unconfigured, subject="s", message="m", actor=Actor("cli", "a"))
+    [entry] = await services.store.audit.recent()
+    assert (entry.outcome, entry.target) == ("failed", "ticket not created")
+    assert sandbox.bangwo8.counters["requests"] == 0
+
+
+def test_a_ticket_is_checked_without_sending_it() -> None:
+    ticket = ticket_to_create(subject="退款", message="请退款", priority=code_value("2"))
+    assert ticket.wire()["ticket"]["priorityLevel"] == 2
+    with pytest.raises(InputError, match="subject"):
+        ticket_to_create(subject=" ", message="m")
+
+
+def test_an_id_typed_by_a_person_is_a_number_when_it_is_digits() -> None:
+    assert [code_value("2"), code_value("high"), code_value(None)] == [2, "high", None]

@@ -1,9 +1,13 @@
 """The audit log: every write to a vendor, from any surface, who asked and what came of it::
 
     await store.audit.record(AuditEntry(
-        actor=Actor("slack", "U024BE7LH"), vendor="xiaolanben", operation="import_customers",
+        actor=Actor("slack", "U024BE7LH"), vendor="xiaolanben", operation="import_customer",
         target="customers.xlsx", sent={"rows": [2, 3]}, outcome="ok",
     ))
+
+One writer per write: the tool function (or, for imports, the bulk engine) that makes the
+write records it, with the `Actor` its surface passed down, under the tool table's name
+(`tools.table`: `create_ticket`, `import_customer`, ...) whichever surface asked.
 
 `sent` is redacted before it is stored (`redact`): a key that names a secret keeps only
 `"***"`, so a log reader never sees a key, token or password even if a caller passes one.
@@ -43,6 +47,11 @@ class Actor:
             return cls(surface, getpass.getuser())
         except (OSError, KeyError):  # no login name (a container without a passwd entry)
             return cls(surface, "unknown")
+
+    @classmethod
+    def slack_user(cls, user_id: str, *, team_id: str, channel_id: str) -> Actor:
+        """A Slack user, named `team/channel/user`: who asked, and where."""
+        return cls("slack", f"{team_id}/{channel_id}/{user_id}")
 
 
 @dataclass(frozen=True)
