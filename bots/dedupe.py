@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from tools.errors import VendorUnavailableError
+from tools.errors import StorageUnavailableError
 from tools.storage.redis import RedisBackend
 from tools.storage.replay import ReplayGuard
 
@@ -105,6 +105,6 @@ class DeliveryDeduper:
     async def _first_time(self, key: str) -> bool:
         try:
             return await self._seen.first_time(key)
-        except VendorUnavailableError as exc:
+        except StorageUnavailableError as exc:
             log.warning("handling a delivery without dedupe: %s", exc)
             return True

@@ -21,14 +21,23 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.errors import ERROR_KINDS
 
 Vendor = Literal["socialepoch", "xiaolanben", "bangwo8"]
-VENDORS: tuple[Vendor, ...] = ("socialepoch", "xiaolanben", "bangwo8")
+"""The vendors crmops speaks to, by name. The one light list: `crmops errors` reads it
+without loading a client; `tools.vendors.registry` has a row for each (a test holds them
+together), and the catalog file a table for each."""
+VENDORS: tuple[Vendor, ...] = get_args(Vendor)
+DISPLAY_NAMES: dict[Vendor, str] = {
+    "socialepoch": "SocialEpoch",
+    "xiaolanben": "Xiaolanben",
+    "bangwo8": "Bangwo8",
+}
+"""Each vendor's name as people write it."""
 
 
 class CatalogEntry(BaseModel):
@@ -301,7 +310,6 @@ README_BEGIN = (
     "`python -m tools.catalog --troubleshooting --update README.md`; do not edit -->"
 )
 README_END = "<!-- END troubleshooting -->"
-_VENDOR_NAMES = {"socialepoch": "SocialEpoch", "xiaolanben": "Xiaolanben", "bangwo8": "Bangwo8"}
 
 
 def troubleshooting_markdown(catalog: Catalog | None = None) -> str:
@@ -320,7 +328,7 @@ def troubleshooting_markdown(catalog: Catalog | None = None) -> str:
         status = f"HTTP {entry.http_status}" if entry.http_status else "no HTTP status"
         lines += [
             "",
-            f"- **{_VENDOR_NAMES[vendor]} {code}** · `{entry.message}` ({status}): "
+            f"- **{DISPLAY_NAMES[vendor]} {code}** · `{entry.message}` ({status}): "
             f"{entry.meaning_en.rstrip('.')}.",
             f"  *What to do:* {entry.action}",
         ]

@@ -12,15 +12,16 @@ variables; otherwise one harmless read is made, once, without retries:
 - Xiaolanben: `GET /companycenter/staffs`, page 1 of the smallest size, 2 (003);
 - Bangwo8: `GET /api/v1/tickets.json`, page 1 with `per_page=1` (004; OAuth: a token first).
 
-A failure is explained from the error catalog (the vendor's code: what it means, what to
-do), or for no answer at all, what to check. Nothing here prints; the CLI renders the report.
+The probes are the registry's (`tools.vendors.registry`). A failure is explained by the
+error itself (`meaning`, `action`: from the error catalog for a vendor's code, or what to
+check for no answer at all). Nothing here prints; the CLI renders the report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Literal, TypeVar, cast
 
@@ -28,53 +29,31 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings
 
-from tools.catalog import catalog_entry
+from tools.catalog import VENDORS, Vendor
 from tools.errors import (
     ConfigurationError,
     CrmopsError,
     MalformedResponseError,
     VendorAPIError,
-    VendorError,
     VendorUnavailableError,
 )
 from tools.services import Services
-from tools.settings import (
-    Bangwo8Settings,
-    CrmopsSettings,
-    Settings,
-    SocialEpochSettings,
-    XiaolanbenSettings,
-    unparsed_values,
-)
+from tools.settings import CrmopsSettings, Settings, VendorSettings, unparsed_values
+from tools.text import one_line
+from tools.vendors.registry import REGISTRY, AnyVendorRow
 
 CHECK_TIMEOUT = 10.0
 """Seconds each check's request may take at most (less if CRMOPS_HTTP_TIMEOUT is lower)."""
-PROBE_WHATSAPP = "8618221733141"
-"""The number of 001's query sample: asking about it reads and changes nothing."""
 
 _S = TypeVar("_S", bound=BaseSettings)
-AnyVendorSettings = SocialEpochSettings | XiaolanbenSettings | Bangwo8Settings
 CheckStatus = Literal["ok", "not_configured", "misconfigured", "failing"]
 Outcome = Literal["ok", "misconfigured", "failing"]
-DoctorVendor = Literal["socialepoch", "xiaolanben", "bangwo8"]
-
-# Which settings make a vendor "configured at all": any of its credentials.
-_CREDENTIALS: dict[DoctorVendor, tuple[str, ...]] = {
-    "socialepoch": ("tenant_id", "api_key"),
-    "xiaolanben": ("company_id", "sign_key"),
-    "bangwo8": ("client_id", "client_secret", "account", "password"),
-}
-_PREFIX: dict[DoctorVendor, str] = {
-    "socialepoch": "SOCIALEPOCH_",
-    "xiaolanben": "XIAOLANBEN_",
-    "bangwo8": "BANGWO8_",
-}
 
 
 class VendorCheck(BaseModel):
     """What the doctor found for one vendor."""
 
-    vendor: DoctorVendor
+    vendor: Vendor
     status: CheckStatus
     check: str = Field(description="the read call made, or why none was")
     url: str | None = Field(default=None, description="the vendor base URL in force")
@@ -116,25 +95,14 @@ async def diagnose(
     crmops = _load(CrmopsSettings, env_file)
     if isinstance(crmops, _Unparsed):
         raise ConfigurationError(vendor="crmops", missing=crmops.missing, detail=crmops.summary)
-    socialepoch = _load(SocialEpochSettings, env_file)
-    xiaolanben = _load(XiaolanbenSettings, env_file)
-    bangwo8 = _load(Bangwo8Settings, env_file)
-    loaded: dict[DoctorVendor, object] = {
-        "socialepoch": socialepoch,
-        "xiaolanben": xiaolanben,
-        "bangwo8": bangwo8,
-    }
+    loaded = {row.name: _load(row.settings, env_file) for row in REGISTRY}
     broken = [
         _unparsed_check(vendor, each)
         for vendor, each in loaded.items()
         if isinstance(each, _Unparsed)
     ]
-    settings = Settings(
-        crmops=crmops,
-        socialepoch=_or_empty(socialepoch, SocialEpochSettings),
-        xiaolanben=_or_empty(xiaolanben, XiaolanbenSettings),
-        bangwo8=_or_empty(bangwo8, Bangwo8Settings),
-    )
+    vendors = {row.name: _or_empty(loaded[row.name], row.settings) for row in REGISTRY}
+    settings = Settings(crmops=crmops, **vendors)
     skip = {check.vendor for check in broken}
     report = await diagnose_settings(settings, transports=transports, skip=skip)
     return DoctorReport(checks=_in_vendor_order([*broken, *report.checks]))
@@ -150,7 +118,7 @@ async def diagnose_settings(
     quick = _one_attempt(settings)
     async with Services(quick, transports=transports) as services:
         checks = await asyncio.gather(
-            *(_check(vendor, quick, services) for vendor in _CREDENTIALS if vendor not in skip)
+            *(_check(row, quick, services) for row in REGISTRY if row.name not in skip)
         )
     return DoctorReport(checks=list(checks))
 
@@ -158,12 +126,11 @@ async def diagnose_settings(
 # --- one vendor --------------------------------------------------------------------------
 
 
-async def _check(vendor: DoctorVendor, settings: Settings, services: Services) -> VendorCheck:
-    own = _vendor_settings(settings, vendor)
-    url = own.url
-    probe, call = _PROBES[vendor]
-    if not _any_credential(own, vendor):
-        names = ", ".join(f"{_PREFIX[vendor]}{name.upper()}" for name in _CREDENTIALS[vendor])
+async def _check(row: AnyVendorRow, settings: Settings, services: Services) -> VendorCheck:
+    vendor: Vendor = row.name
+    own: VendorSettings = row.settings_of(settings)
+    if not own.has_credentials():
+        names = ", ".join(f"{row.env_prefix}{name.upper()}" for name in own.credentials)
         return VendorCheck(
             vendor=vendor,
             status="not_configured",
@@ -172,88 +139,53 @@ async def _check(vendor: DoctorVendor, settings: Settings, services: Services) -
         )
     missing = own.missing()
     if missing:
+        incomplete = ConfigurationError(vendor=vendor, missing=missing)
         return VendorCheck(
             vendor=vendor,
             status="misconfigured",
             check="skipped",
-            url=url,
+            url=own.url,
             summary=f"incomplete settings: set {', '.join(missing)}",
             missing=missing,
-            action="set the variables named (environment or .env), then run crmops doctor again",
+            action=incomplete.action,
         )
     started = time.monotonic()
     try:
-        summary = await probe(services)
+        summary = await row.probe(services.client(row))
     except CrmopsError as exc:
-        return _failed(vendor, call, url, exc, time.monotonic() - started)
+        return _failed(row, own.url, exc, time.monotonic() - started)
     return VendorCheck(
         vendor=vendor,
         status="ok",
-        check=call,
-        url=url,
+        check=row.probe_call,
+        url=own.url,
         summary=summary,
         seconds=round(time.monotonic() - started, 3),
     )
 
 
-async def _probe_socialepoch(services: Services) -> str:
-    found = await services.socialepoch.query_customers([PROBE_WHATSAPP])
-    return f"answered: the query found {len(found)} customer(s)"
-
-
-async def _probe_xiaolanben(services: Services) -> str:
-    staff = await services.xiaolanben.list_staff(page_index=1, page_size=2)
-    return f"answered: {len(staff)} staff member(s) on the first page"
-
-
-async def _probe_bangwo8(services: Services) -> str:
-    page = await services.bangwo8.list_tickets(page=1, per_page=1)
-    return f"answered: {page.count} ticket(s) in all"
-
-
-_PROBES: dict[DoctorVendor, tuple[Callable[[Services], Awaitable[str]], str]] = {
-    "socialepoch": (_probe_socialepoch, "query one customer (POST /customer/query)"),
-    "xiaolanben": (_probe_xiaolanben, "list staff, first page (GET /companycenter/staffs)"),
-    "bangwo8": (_probe_bangwo8, "list tickets, 1 per page (GET /api/v1/tickets.json)"),
-}
-
-
-def _failed(
-    vendor: DoctorVendor, call: str, url: str | None, error: CrmopsError, seconds: float
-) -> VendorCheck:
+def _failed(row: AnyVendorRow, url: str, error: CrmopsError, seconds: float) -> VendorCheck:
+    """The check of a call that failed: what it means and what to do come from the error."""
     check = VendorCheck(
-        vendor=vendor,
+        vendor=row.name,
         status="failing",
-        check=call,
+        check=row.probe_call,
         url=url,
-        summary=_one_line(str(error)),
+        summary=one_line(str(error)),
+        meaning=error.meaning or None,
+        action=error.action or None,
         seconds=round(seconds, 3),
     )
     if isinstance(error, VendorAPIError):
-        entry = error.entry or catalog_entry(vendor, error.code)
         check.code, check.http_status = error.code, error.http_status
         check.summary = f"the vendor refused: code {error.code} {error.vendor_message!r}"
-        if entry is not None:
-            check.meaning, check.action = entry.meaning_en, entry.action
-        else:
-            check.action = f"not in the catalog: `crmops errors {error.code}` lists near codes"
     elif isinstance(error, VendorUnavailableError):
-        check.summary = f"no answer: {_one_line(str(error))}"
-        check.meaning = (
-            "the request did not get an answer: wrong host or port, DNS, proxy, firewall"
-        )
-        check.action = (
-            f"check {_PREFIX[vendor]}BASE_URL and that this machine reaches it (curl {url})"
-        )
+        check.summary = f"no answer: {one_line(str(error))}"
     elif isinstance(error, MalformedResponseError):
         check.http_status = error.http_status
-        check.meaning = "the answer is not the vendor's API format (an HTML page, a proxy)"
-        check.action = f"check {_PREFIX[vendor]}BASE_URL points at the vendor's API host"
     elif isinstance(error, ConfigurationError):
         check.status = "misconfigured"
         check.missing = error.missing
-    elif not isinstance(error, VendorError):
-        check.meaning = "crmops refused the call before sending it"
     return check
 
 
@@ -275,14 +207,15 @@ class _Unparsed:
         self.summary = "; ".join(f"{variable}: {why}" for variable, why in problems)
 
 
-def _unparsed_check(vendor: DoctorVendor, unparsed: _Unparsed) -> VendorCheck:
+def _unparsed_check(vendor: Vendor, unparsed: _Unparsed) -> VendorCheck:
+    error = ConfigurationError(vendor=vendor, missing=unparsed.missing, detail=unparsed.summary)
     return VendorCheck(
         vendor=vendor,
         status="misconfigured",
         check="skipped",
         summary=f"settings do not parse: {unparsed.summary}",
         missing=unparsed.missing,
-        action="fix the variables named (environment or .env), then run crmops doctor again",
+        action=error.action,
     )
 
 
@@ -292,16 +225,6 @@ def _or_empty(loaded: _S | _Unparsed, cls: type[_S]) -> _S:
         # BaseSettings types model_construct as returning BaseSettings.
         return cast("_S", cls.model_construct())
     return loaded
-
-
-def _vendor_settings(settings: Settings, vendor: DoctorVendor) -> AnyVendorSettings:
-    own: AnyVendorSettings = getattr(settings, vendor)
-    return own
-
-
-def _any_credential(own: AnyVendorSettings, vendor: DoctorVendor) -> bool:
-    # An empty SecretStr is falsy (its length is 0): no need to unwrap it.
-    return any(getattr(own, name, None) for name in _CREDENTIALS[vendor])
 
 
 def _one_attempt(settings: Settings) -> Settings:
@@ -314,9 +237,4 @@ def _one_attempt(settings: Settings) -> Settings:
 
 
 def _in_vendor_order(checks: list[VendorCheck]) -> list[VendorCheck]:
-    order = list(_CREDENTIALS)
-    return sorted(checks, key=lambda check: order.index(check.vendor))
-
-
-def _one_line(text: str) -> str:
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return sorted(checks, key=lambda check: VENDORS.index(check.vendor))

@@ -2,14 +2,17 @@
 
 Every failure a caller can see is a `CrmopsError`; the adapters (MCP, Slack, CLI) render
 `str(error)`, which is written for a person: what went wrong, the vendor's own code and
-message, what it means and what to do. No error ever carries a secret.
+message, what it means and what to do. No error ever carries a secret. Every error also
+carries `meaning` (what the failure means) and `action` (what to do about it), one sentence
+each, so `doctor` and the adapters show advice without a table of their own.
 
     CrmopsError
      ├── ConfigurationError          a vendor is not configured: names the missing variables
      ├── InputError                  bad input, refused before any request: each problem with
      │                               its record index and field, and how to fix it
      ├── StorageError                one of our own backends failed (Redis, PostgreSQL, the
-     │                               SQLite file): knows `backend`; never a vendor's fault
+     │    │                          SQLite file): knows `backend`; never a vendor's fault
+     │    └── StorageUnavailableError    the backend did not answer (down, refused, timed out)
      └── VendorError                 talking to a vendor failed; knows `vendor` and `operation`
           ├── VendorUnavailableError     no answer: refused, reset, timed out (`request_sent`
           │                              says whether the vendor may have acted on it)
@@ -24,7 +27,14 @@ message, what it means and what to do. No error ever carries a secret.
                └── ServerError               the vendor failed (5xx, database error)
 
 Which vendor code is which kind is data in the error catalog (`tools/error_catalog.toml`),
-shared with the `lookup_error_code` tool.
+shared with the `lookup_error_code` tool; a code the catalog lacks takes the kind of its HTTP
+status, from the one table `kind_for_status`.
+
+Retrying: the vendor transport (`tools.transport.retry_decision`) retries only the vendor
+failures named there. A `StorageError` is never retried as a vendor failure: the backend's
+own client has its own bounded retry (Redis reconnects once), and whoever meets the error
+stops cleanly (a bulk import leaves the rows it could not send pending, for `--resume`).
+The CLI exits 75 (sysexits EX_TEMPFAIL: try again once the backend is back) for it.
 """
 
 from __future__ import annotations
@@ -40,16 +50,31 @@ _BODY_KEPT = 2000
 
 
 class CrmopsError(Exception):
-    """Base of every error crmops raises on purpose."""
+    """Base of every error crmops raises on purpose.
+
+    `meaning` says what the failure means and `action` what to do about it, each a sentence
+    for a person; either is empty when the message says it all.
+    """
+
+    meaning: str = ""
+    action: str = ""
 
 
 class ConfigurationError(CrmopsError):
     """A vendor is called but its settings are incomplete or invalid."""
 
-    def __init__(self, *, vendor: str, missing: Sequence[str] = (), detail: str = "") -> None:
+    meaning = "crmops cannot make the call: a setting is missing or does not parse"
+
+    def __init__(
+        self, *, vendor: str, missing: Sequence[str] = (), detail: str = "", action: str = ""
+    ) -> None:
         self.vendor = vendor
         self.missing = list(missing)
         self.detail = detail
+        verb = "set" if self.missing and not detail else "fix"
+        self.action = action or (
+            f"{verb} the variables named (environment or .env), then run crmops doctor again"
+        )
         text = f"{vendor} is not configured"
         if self.missing:
             text += f": set {', '.join(self.missing)} (environment or .env)"
@@ -74,6 +99,9 @@ class Problem:
 class InputError(CrmopsError):
     """Input that the vendor would refuse; raised before any request is made."""
 
+    meaning = "crmops refused the call before sending it"
+    action = "fix each problem listed, then try again"
+
     def __init__(self, problems: Sequence[Problem], *, summary: str = "invalid input") -> None:
         self.problems = list(problems)
         lines = [f"{summary} ({len(self.problems)} problem(s)):"]
@@ -85,9 +113,16 @@ class StorageError(CrmopsError):
     """One of crmops's own backends (Redis, PostgreSQL) failed; nothing was sent to a vendor
     because of it. `backend` names it: "redis" or "postgresql"."""
 
-    def __init__(self, message: str, *, backend: str) -> None:
+    def __init__(self, message: str, *, backend: str, action: str = "") -> None:
         self.backend = backend
+        self.action = action or f"check that {backend} runs and crmops's URL for it is right"
         super().__init__(message)
+
+
+class StorageUnavailableError(StorageError):
+    """The backend did not answer: down, refused, timed out. Try again once it is back."""
+
+    meaning = "one of crmops's own backends did not answer; no vendor was asked"
 
 
 class VendorError(CrmopsError):
@@ -102,21 +137,33 @@ class VendorError(CrmopsError):
 class VendorUnavailableError(VendorError):
     """No answer from the vendor. `request_sent` is False only when it surely never arrived."""
 
+    meaning = "the request did not get an answer: wrong host or port, DNS, proxy, firewall"
+
     def __init__(
-        self, message: str, *, vendor: str, operation: str = "", request_sent: bool = True
+        self,
+        message: str,
+        *,
+        vendor: str,
+        operation: str = "",
+        request_sent: bool = True,
+        action: str = "",
     ) -> None:
         self.request_sent = request_sent
+        self.action = action or f"check {vendor.upper()}_BASE_URL and that this machine reaches it"
         super().__init__(message, vendor=vendor, operation=operation)
 
 
 class MalformedResponseError(VendorError):
     """The vendor answered something that is not its documented format."""
 
+    meaning = "the answer is not the vendor's API format (an HTML page, a proxy)"
+
     def __init__(
         self, message: str, *, vendor: str, operation: str = "", http_status: int, body: str
     ) -> None:
         self.http_status = http_status
         self.body = body[:_BODY_KEPT]
+        self.action = f"check {vendor.upper()}_BASE_URL points at the vendor's API host"
         super().__init__(message, vendor=vendor, operation=operation)
 
 
@@ -145,6 +192,10 @@ class VendorAPIError(VendorError):
         self.body = body[:_BODY_KEPT]
         self.entry = entry
         self.retry_after = retry_after
+        if entry is not None:
+            self.meaning, self.action = entry.meaning_en, entry.action
+        else:
+            self.action = f"not in the catalog: `crmops errors {code}` lists near codes"
         super().__init__(self._text(vendor, operation), vendor=vendor, operation=operation)
 
     def _text(self, vendor: str, operation: str) -> str:
@@ -220,3 +271,18 @@ _KINDS: dict[str, type[VendorAPIError]] = {
     )
 }
 ERROR_KINDS = (*_KINDS, "other")
+
+_KIND_OF_STATUS = {
+    400: "invalid",
+    401: "auth",
+    403: "rejected",
+    404: "not_found",
+    422: "invalid",
+    429: "rate_limited",
+}
+
+
+def kind_for_status(status: int) -> str:
+    """The error kind an HTTP error status means when the catalog has no entry for the
+    vendor's code: the 4xx of the table, any 5xx "server", anything else "other"."""
+    return "server" if status >= 500 else _KIND_OF_STATUS.get(status, "other")

@@ -8,7 +8,9 @@ Slack bot, CLI) builds one per process and hands it to every call::
 
 A client is created the first time a tool needs its vendor. A vendor without credentials
 raises `ConfigurationError` naming the missing variables then, not at start-up, so a
-process that only creates tickets runs with Bangwo8 configured alone.
+process that only creates tickets runs with Bangwo8 configured alone. Any vendor's client
+is `services.client(row)` for its row of `tools.vendors.registry`; `services.bangwo8` and the
+other two properties are the same, typed.
 
 Tests inject `transports` (e.g. `httpx.ASGITransport(sim.app)`), `rate_limiters` and a
 `retry` policy per vendor name, and a `store` (journal + audit log) for the tools that write.
@@ -17,30 +19,30 @@ Tests inject `transports` (e.g. `httpx.ASGITransport(sim.app)`), `rate_limiters`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, TypedDict
+from typing import TypeVar, cast
 
 import httpx
 
 from tools.aio import AsyncClosing
-from tools.settings import CrmopsSettings, Settings
+from tools.settings import Settings, VendorSettings
 from tools.storage.configured import open_store
 from tools.storage.shared import SharedState
 from tools.storage.store import Store
 from tools.transport import RateLimiter, RetryPolicy
-from tools.vendors.bangwo8 import Bangwo8Client
-from tools.vendors.socialepoch import SocialEpochClient
-from tools.vendors.xiaolanben import XiaolanbenClient
+from tools.vendors.bangwo8.client import Bangwo8Client
+from tools.vendors.registry import (
+    BANGWO8,
+    SOCIALEPOCH,
+    XIAOLANBEN,
+    ClientOptions,
+    VendorClient,
+    VendorRow,
+)
+from tools.vendors.socialepoch.client import SocialEpochClient
+from tools.vendors.xiaolanben.client import XiaolanbenClient
 
-
-class _Closable(Protocol):
-    async def aclose(self) -> None: ...
-
-
-class _ClientOptions(TypedDict):
-    crmops: CrmopsSettings
-    transport: httpx.AsyncBaseTransport | None
-    rate_limiter: RateLimiter | None
-    retry: RetryPolicy | None
+S = TypeVar("S", bound=VendorSettings)
+C = TypeVar("C", bound=VendorClient)
 
 
 class Services(AsyncClosing):
@@ -61,43 +63,36 @@ class Services(AsyncClosing):
         self._transports = dict(transports or {})
         self._rate_limiters = dict(rate_limiters or {})
         self._retry = retry
-        self._clients: dict[str, _Closable] = {}
+        self._clients: dict[str, VendorClient] = {}
         # CRMOPS_REDIS_URL: rate limits and tokens shared with other replicas.
         self.shared = SharedState(settings)
+
+    def client(self, row: VendorRow[S, C]) -> C:
+        """The client of the vendor `row` describes (`tools.vendors.registry`), made on first
+        use; `ConfigurationError` naming what to set when its settings are incomplete."""
+        client = self._clients.get(row.name)
+        if client is None:
+            own = row.settings_of(self.settings)
+            own.require()
+            client = row.client(own, self._options(row))
+            self._clients[row.name] = client
+        # Only `row.client` made what is stored under `row.name`.
+        return cast("C", client)
 
     @property
     def socialepoch(self) -> SocialEpochClient:
         """The SocialEpoch client; `ConfigurationError` if `SOCIALEPOCH_*` is incomplete."""
-        client = self._clients.get("socialepoch")
-        if not isinstance(client, SocialEpochClient):
-            self.settings.socialepoch.require()
-            client = SocialEpochClient(self.settings.socialepoch, **self._options("socialepoch"))
-            self._clients["socialepoch"] = client
-        return client
+        return self.client(SOCIALEPOCH)
 
     @property
     def xiaolanben(self) -> XiaolanbenClient:
         """The Xiaolanben client; `ConfigurationError` if `XIAOLANBEN_*` is incomplete."""
-        client = self._clients.get("xiaolanben")
-        if not isinstance(client, XiaolanbenClient):
-            self.settings.xiaolanben.require()
-            client = XiaolanbenClient(self.settings.xiaolanben, **self._options("xiaolanben"))
-            self._clients["xiaolanben"] = client
-        return client
+        return self.client(XIAOLANBEN)
 
     @property
     def bangwo8(self) -> Bangwo8Client:
         """The Bangwo8 client; `ConfigurationError` if `BANGWO8_*` is incomplete."""
-        client = self._clients.get("bangwo8")
-        if not isinstance(client, Bangwo8Client):
-            self.settings.bangwo8.require()
-            client = Bangwo8Client(
-                self.settings.bangwo8,
-                **self._options("bangwo8"),
-                token_cache=self.shared.token_cache("bangwo8"),
-            )
-            self._clients["bangwo8"] = client
-        return client
+        return self.client(BANGWO8)
 
     @property
     def store(self) -> Store:
@@ -112,13 +107,15 @@ class Services(AsyncClosing):
             self._owns_store = True
         return self._store
 
-    def _options(self, vendor: str) -> _ClientOptions:
-        return {
-            "crmops": self.settings.crmops,
-            "transport": self._transports.get(vendor),
-            "rate_limiter": self._rate_limiters.get(vendor) or self.shared.rate_limiter(vendor),
-            "retry": self._retry,
-        }
+    def _options(self, row: VendorRow[S, C]) -> ClientOptions:
+        name = row.name
+        return ClientOptions(
+            crmops=self.settings.crmops,
+            transport=self._transports.get(name),
+            rate_limiter=self._rate_limiters.get(name) or self.shared.rate_limiter(name),
+            retry=self._retry,
+            token_cache=self.shared.token_cache(name) if row.shares_tokens else None,
+        )
 
     async def aclose(self) -> None:
         """Close every client made so far; a later use makes a fresh one."""

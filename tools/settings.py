@@ -48,16 +48,33 @@ def parse_timezone(value: str) -> tzinfo:
         raise ValueError(f"{value!r} is neither a UTC offset like +08:00 nor a zone name") from exc
 
 
-class _VendorSettings(BaseSettings):
-    """Common behaviour: the list of required variables and a check that names them."""
+class VendorSettings(BaseSettings):
+    """What every vendor's settings have: a base URL, a rate limit, the variables a call
+    needs (`missing()`, `require()`) and those any of which make it configured at all."""
 
     required: ClassVar[tuple[str, ...]] = ()
+    credentials: ClassVar[tuple[str, ...]] = ()
+    """The settings any one of which, set, make the vendor "configured at all" (doctor)."""
 
     rate_limit: float = Field(default=10.0, gt=0, description="requests per second per API")
 
+    @property
+    def url(self) -> str:
+        """The vendor's base URL in force."""
+        raise NotImplementedError
+
+    @classmethod
+    def env_prefix(cls) -> str:
+        """The prefix of this vendor's environment variables, e.g. `BANGWO8_`."""
+        return str(cls.model_config.get("env_prefix", ""))
+
+    def has_credentials(self) -> bool:
+        """Whether any of `credentials` is set (an empty secret counts as unset)."""
+        return any(_is_set(getattr(self, name)) for name in self.credentials)
+
     def missing(self) -> list[str]:
         """Environment variable names that a call to this vendor needs and that are unset."""
-        prefix = str(self.model_config.get("env_prefix", ""))
+        prefix = self.env_prefix()
         return [
             f"{prefix}{name}".upper() for name in self.required if not _is_set(getattr(self, name))
         ]
@@ -79,11 +96,12 @@ def _is_set(value: object) -> bool:
 _COMMON = {"env_file": ".env", "env_file_encoding": "utf-8", "extra": "ignore"}
 
 
-class SocialEpochSettings(_VendorSettings):
+class SocialEpochSettings(VendorSettings):
     """`SOCIALEPOCH_*`: one region's tenant, key and accounts (they differ per region)."""
 
     model_config = SettingsConfigDict(env_prefix="SOCIALEPOCH_", **_COMMON)  # type: ignore[typeddict-item]
     required = ("tenant_id", "api_key")
+    credentials = required
 
     base_url: str | None = None
     region: Literal["std", "id"] = "std"
@@ -121,11 +139,12 @@ class SocialEpochSettings(_VendorSettings):
         return names
 
 
-class XiaolanbenSettings(_VendorSettings):
+class XiaolanbenSettings(VendorSettings):
     """`XIAOLANBEN_*`: the company id and signing key the account manager hands out."""
 
     model_config = SettingsConfigDict(env_prefix="XIAOLANBEN_", **_COMMON)  # type: ignore[typeddict-item]
     required = ("company_id", "sign_key")
+    credentials = required
 
     base_url: str = XIAOLANBEN_DEFAULT_URL
     company_id: str | None = None
@@ -136,10 +155,11 @@ class XiaolanbenSettings(_VendorSettings):
         return self.base_url
 
 
-class Bangwo8Settings(_VendorSettings):
+class Bangwo8Settings(VendorSettings):
     """`BANGWO8_*`: OAuth2 client credentials (preferred) or Basic account and password."""
 
     model_config = SettingsConfigDict(env_prefix="BANGWO8_", **_COMMON)  # type: ignore[typeddict-item]
+    credentials = ("client_id", "client_secret", "account", "password")
 
     base_url: str = BANGWO8_DEFAULT_URL
     account: str | None = None
@@ -211,7 +231,11 @@ class CrmopsSettings(BaseSettings):
 
 
 class Settings(BaseModel):
-    """Everything, per vendor. Build it with `Settings.load()`."""
+    """Everything, per vendor. Build it with `Settings.load()`.
+
+    One attribute per vendor, named as the vendor is in `tools.vendors.registry` (a test
+    holds the two together), and `crmops` for the rest.
+    """
 
     crmops: CrmopsSettings
     socialepoch: SocialEpochSettings
@@ -225,12 +249,19 @@ class Settings(BaseModel):
         A malformed value (`SOCIALEPOCH_BATCH_SIZE=500`) is a `ConfigurationError` naming
         the variable and what it must be.
         """
-        return cls(
-            crmops=read_settings(CrmopsSettings, env_file, "crmops"),
-            socialepoch=read_settings(SocialEpochSettings, env_file, "socialepoch"),
-            xiaolanben=read_settings(XiaolanbenSettings, env_file, "xiaolanben"),
-            bangwo8=read_settings(Bangwo8Settings, env_file, "bangwo8"),
-        )
+        parts = cls.parts()
+        return cls(**{name: read_settings(part, env_file, name) for name, part in parts.items()})
+
+    @classmethod
+    def parts(cls) -> dict[str, type[BaseSettings]]:
+        """Each attribute's settings class: `crmops` first, then one per vendor."""
+        return {name: _settings_class(field.annotation) for name, field in cls.model_fields.items()}
+
+
+def _settings_class(annotation: object) -> type[BaseSettings]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseSettings):
+        return annotation
+    raise TypeError(f"a Settings attribute must be a BaseSettings class, not {annotation!r}")
 
 
 _Read = TypeVar("_Read", bound=BaseSettings)

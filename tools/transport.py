@@ -13,6 +13,10 @@ What is retried, with bounded exponential backoff and jitter (`retry_decision`):
 - a 5xx, a malformed answer, a reset or a read timeout: only for an idempotent endpoint,
   because the vendor may already have acted. A create becomes idempotent by carrying an
   idempotency key made once per logical call (Bangwo8 `Requestid`).
+
+Nothing else is retried. A `StorageError` (Redis behind a shared rate limiter or token
+cache is down) is never retried as a vendor failure: no vendor was asked, Redis's own
+client has already reconnected once, and the caller stops cleanly instead (`tools.errors`).
 """
 
 from __future__ import annotations
@@ -152,7 +156,11 @@ AnswerCheck = Callable[[httpx.Response, Endpoint], None]
 
 
 def retry_decision(error: BaseException, *, idempotent: bool, wait_max: float) -> bool | float:
-    """Whether to retry after `error`; a float is the backoff the vendor asked for."""
+    """Whether to retry after `error`; a float is the backoff the vendor asked for.
+
+    Only vendor failures are retried: a `StorageError` (our own backend) or any other
+    error is not.
+    """
     if isinstance(error, RateLimitedError):
         return min(error.retry_after, wait_max) if error.retry_after else True
     if isinstance(error, VendorUnavailableError):
@@ -304,12 +312,14 @@ class VendorTransport(AsyncClosing):
             what = "the connection failed after the request was sent, so the outcome is unknown"
         else:
             what = "the request did not reach the vendor"
+        setting, url = f"{self.vendor.upper()}_BASE_URL", self._http.base_url
         return VendorUnavailableError(
             f"{self.vendor} {endpoint.name}: {type(exc).__name__} ({what}). "
-            f"Check the network and {self.vendor.upper()}_BASE_URL ({self._http.base_url}).",
+            f"Check the network and {setting} ({url}).",
             vendor=self.vendor,
             operation=endpoint.name,
             request_sent=request_sent,
+            action=f"check {setting} and that this machine reaches it (curl {url})",
         )
 
     async def aclose(self) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from server import cli_import
 from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
 from tests.storage.postgres_server import PASSWORD, start_postgres
 from tests.storage.replicas import (
@@ -30,6 +29,7 @@ from tests.storage.replicas import (
     xiaolanben_environment,
 )
 from tools.bulk.engine import CHUNKS_AHEAD
+from tools.exit_codes import EXIT_STORAGE
 from tools.sandbox.stack import SANDBOX_SECRETS
 
 ROWS = 600
@@ -106,8 +106,7 @@ def test_two_replicas_importing_one_file_send_every_row_exactly_once(
     # The audit log has each replica's calls, and between them every row once.
     calls = _rows(
         postgres_url,
-        "SELECT target, sent FROM audit_log WHERE operation = 'import_customers'"
-        " AND outcome = 'ok'",
+        "SELECT target, sent FROM audit_log WHERE operation = 'import_customer' AND outcome = 'ok'",
     )
     assert {target.rsplit("run ", 1)[1] for target, _ in calls} == {"1)", "2)"}
     audited = sorted(number for _, sent in calls for number in sent["rows"])
@@ -177,7 +176,7 @@ def test_losing_postgresql_mid_import_stops_clearly_and_resume_lands_every_row(
         server.crash()
         code, out, err = finish(process)
 
-        assert code == cli_import.EXIT_CONFIG, err
+        assert code == EXIT_STORAGE, err
         assert "postgresql://crmops:***@127.0.0.1" in err
         assert "CRMOPS_DATABASE_URL" in err
         assert "Traceback" not in err

@@ -13,11 +13,11 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from server import cli_import
 from server.cli_import import standalone_app
 from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
 from tests.storage.postgres_server import PASSWORD, PostgresServer, free_port
-from tools.errors import ConfigurationError
+from tools.errors import ConfigurationError, StorageUnavailableError
+from tools.exit_codes import EXIT_STORAGE
 from tools.sandbox.stack import start_sandbox
 from tools.settings import CrmopsSettings
 from tools.storage.audit import Actor, AuditEntry
@@ -86,9 +86,11 @@ async def test_an_unreachable_server_is_a_quick_clear_error_without_the_password
     settings = CrmopsSettings(database_url=url)
     started = time.monotonic()
     async with open_store(settings) as store:
-        with pytest.raises(ConfigurationError) as raised:
+        with pytest.raises(StorageUnavailableError) as raised:
             await store.journal.find_import(KEY)
     assert time.monotonic() - started < 5
+    assert raised.value.backend == "postgresql"
+    assert "CRMOPS_DATABASE_URL" in raised.value.action
     message = str(raised.value)
     assert "postgresql://crmops:***@127.0.0.1" in message
     assert "CRMOPS_DATABASE_URL" in message
@@ -124,7 +126,7 @@ def test_shown_urls_hide_passwords_in_either_place() -> None:
     assert shown_url("postgresql://u@db/crm") == "postgresql://u@db/crm"
 
 
-def test_crmops_import_with_the_database_down_exits_with_a_configuration_error(
+def test_crmops_import_with_the_database_down_exits_with_the_storage_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"postgresql://crmops:{PASSWORD}@127.0.0.1:{free_port()}/crmops"
@@ -136,7 +138,7 @@ def test_crmops_import_with_the_database_down_exits_with_a_configuration_error(
             standalone_app(), ["import", str(path), "--vendor", "xiaolanben"]
         )
         assert not sandbox.xiaolanben.customers
-    assert result.exit_code == cli_import.EXIT_CONFIG, result.output
+    assert result.exit_code == EXIT_STORAGE, result.output
     assert "postgresql://crmops:***@127.0.0.1" in result.stderr
     assert PASSWORD not in result.output + result.stderr
 
@@ -174,7 +176,7 @@ async def test_once_the_schema_exists_a_role_that_may_only_read_and_write_is_eno
         (row,) = await store.journal.claim(record.id, owner="app", limit=9, lease_seconds=60)
         await store.journal.update_rows(record.id, [RowUpdate(row.number, "confirmed", "created")])
         await store.audit.record(
-            AuditEntry(Actor("cli", "app"), "xiaolanben", "import_customers", "in.csv", {}, "ok")
+            AuditEntry(Actor("cli", "app"), "xiaolanben", "import_customer", "in.csv", {}, "ok")
         )
         assert (await store.journal.counts(record.id)).confirmed == 1
     with psycopg.connect(app_url) as app, pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.storage.redis_server import _free_port
-from tools.errors import ConfigurationError, VendorUnavailableError
+from tools.errors import ConfigurationError, StorageUnavailableError
 from tools.sandbox.stack import BW8_CLIENT_SECRET, Sandbox, build_simulators
 from tools.services import Services
 from tools.settings import CrmopsSettings, Settings
@@ -94,19 +94,20 @@ async def test_keys_name_vendor_tenant_and_api_and_expire(
     assert 0 < await backend.client.pttl(key) <= 1200 + 1000
 
 
-async def test_lost_redis_is_a_clear_unavailable_error_without_the_password(
+async def test_lost_redis_is_a_clear_storage_error_without_the_password(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     url = SecretStr(f"redis://:hunter2-secret@127.0.0.1:{_free_port()}/0")
     caplog.set_level(logging.DEBUG)
     async with RedisBackend(url, timeout=1) as backend:
         limiter = backend.rate_limiter("xiaolanben", tenant="company-42", rate=5)
-        with pytest.raises(VendorUnavailableError) as caught:
+        with pytest.raises(StorageUnavailableError) as caught:
             await limiter.acquire("/api/import")
     error = caught.value
-    assert error.request_sent is False
-    assert (error.vendor, error.operation) == ("xiaolanben", "/api/import")
+    assert error.backend == "redis"
+    assert "CRMOPS_REDIS_URL" in error.action
     text = str(error)
+    assert "xiaolanben rate-limit slot (/api/import)" in text
     assert "redis://:***@127.0.0.1" in text
     assert "CRMOPS_REDIS_URL" in text
     assert "--resume" in text

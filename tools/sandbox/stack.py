@@ -44,6 +44,7 @@ from tools.settings import (
     SocialEpochSettings,
     XiaolanbenSettings,
 )
+from tools.vendors.registry import REGISTRY
 
 SE_TENANT = "10001"
 SE_API_KEY = "sim-se-CANARY-QOEAcPj6Tb8XRhwFvYih"
@@ -142,20 +143,16 @@ class Sandbox:
     served: list[ServedApp] = field(default_factory=list, repr=False)
 
     def env(self) -> dict[str, str]:
-        """The environment a `crmops` process needs to use the sandbox."""
-        return {
-            "SOCIALEPOCH_BASE_URL": self.socialepoch_url,
-            "SOCIALEPOCH_TENANT_ID": SE_TENANT,
-            "SOCIALEPOCH_API_KEY": SE_API_KEY,
-            "SOCIALEPOCH_USER_NAME": SE_ADMIN,
-            "SOCIALEPOCH_AGENT_ACCOUNT": SE_AGENT,
-            "XIAOLANBEN_BASE_URL": self.xiaolanben_url,
-            "XIAOLANBEN_COMPANY_ID": XLB_COMPANY,
-            "XIAOLANBEN_SIGN_KEY": XLB_SIGN_KEY,
-            "BANGWO8_BASE_URL": self.bangwo8_url,
-            "BANGWO8_CLIENT_ID": BW8_CLIENT_ID,
-            "BANGWO8_CLIENT_SECRET": BW8_CLIENT_SECRET,
-        }
+        """The environment a `crmops` process needs to use the sandbox: every vendor setting
+        that `settings()` sets, under its variable name (`tools.vendors.registry`)."""
+        settings = self.settings()
+        env: dict[str, str] = {}
+        for row in REGISTRY:
+            own = row.settings_of(settings)
+            for name in type(own).model_fields:  # in declaration order: printed by --env
+                if name in own.model_fields_set:
+                    env[f"{row.env_prefix}{name.upper()}"] = _as_text(getattr(own, name))
+        return env
 
     def settings(self, crmops: CrmopsSettings | None = None) -> Settings:
         """Settings with every vendor configured for the sandbox."""
@@ -186,6 +183,10 @@ class Sandbox:
             each.server.should_exit = True
         for each in self.served:
             each.stop()
+
+
+def _as_text(value: object) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
 def build_simulators(

@@ -46,7 +46,8 @@ def open_store(settings: CrmopsSettings) -> Store:
     else the SQLite file (created when new).
 
     A PostgreSQL store connects, and creates its tables, when first used: an unreachable
-    server is a `ConfigurationError` then, naming the URL without its password.
+    server is a `StorageUnavailableError` then, a refused login a `ConfigurationError`, each
+    naming the URL without its password.
     """
     url = settings.database_url.get_secret_value() if settings.database_url else ""
     if url.startswith(POSTGRES_SCHEMES):

@@ -7,9 +7,10 @@
 The same interfaces as the SQLite store (`ImportJournal`, `AuditLog`) over a small
 connection pool. Nothing connects until the first call, which also creates the tables when
 they are missing (idempotent DDL under an advisory lock, so replicas starting together do
-not race) and records the schema version in `crmops_schema`. An unreachable server, wrong
-password or a database from a newer crmops is a `ConfigurationError` naming the URL without
-its password.
+not race) and records the schema version in `crmops_schema`. An unreachable server is a
+`StorageUnavailableError` (backend "postgresql": try again once it is back); a refused
+login, a role that may not create or write the tables, or a database from a newer crmops is
+a `ConfigurationError`. Both name the URL without its password.
 
 The tables are created in the first schema of the connection's `search_path` (normally
 `public`); to keep them apart, give crmops its own schema with
@@ -29,7 +30,7 @@ import psycopg
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from tools.errors import ConfigurationError
+from tools.errors import ConfigurationError, StorageUnavailableError
 from tools.storage.audit import AuditEntry, redact
 from tools.storage.journal import (
     ImportKey,
@@ -138,7 +139,7 @@ class Database:
     """A lazily opened connection pool to one PostgreSQL database, with the schema in place.
 
     `async with database.transaction() as connection:` runs one transaction (committed on
-    leaving, rolled back on an error). Connection failures become `ConfigurationError`.
+    leaving, rolled back on an error). Connection failures become `StorageUnavailableError`.
     """
 
     def __init__(self, url: str) -> None:
@@ -187,8 +188,8 @@ class Database:
                 raise self._not_allowed(exc, "create") from exc
             self._ready = True
 
-    def _unreachable(self, error: Exception) -> ConfigurationError:
-        return unreachable(self._url, error)
+    def _unreachable(self, error: Exception) -> StorageUnavailableError | ConfigurationError:
+        return connection_failed(self._url, error)
 
     def _not_allowed(self, error: Exception, what: str) -> ConfigurationError:
         reason = " ".join(str(error).split())
@@ -476,7 +477,7 @@ def postgres_probe(url: str, *, timeout: float = 2.0) -> Callable[[], Awaitable[
             async with connection:
                 await connection.execute("SELECT 1")
         except psycopg.Error as exc:
-            raise unreachable(url, exc) from None
+            raise connection_failed(url, exc) from None
 
     return probe
 
@@ -492,17 +493,34 @@ def postgres_store(url: str) -> Store:
     )
 
 
-def unreachable(url: str, error: Exception) -> ConfigurationError:
-    """The error for a database at `url` that failed with `error`, without its password."""
+BACKEND = "postgresql"
+ACTION = "check CRMOPS_DATABASE_URL and that PostgreSQL is running (imports stay resumable)"
+"""What to do about a database that does not answer."""
+
+
+# libpq's words for a login the server refused (it has no SQLSTATE before connecting).
+_LOGIN_REFUSED = ("authentication failed", "no password supplied")
+
+
+def connection_failed(url: str, error: Exception) -> StorageUnavailableError | ConfigurationError:
+    """The error for a database at `url` that failed with `error`, without its password: a
+    refused login is a `ConfigurationError` (waiting will not mend it), anything else a
+    `StorageUnavailableError`."""
     # libpq's messages name the host and user, never the password; make sure of it.
     parts = urlsplit(url)
     password = parts.password or dict(parse_qsl(parts.query)).get("password", "")
     reason = str(error).replace(password, "***") if password else str(error)
     reason = " ".join(reason.split()) or type(error).__name__
-    return ConfigurationError(
-        vendor="crmops",
-        detail=f"the database {shown_url(url)} is unreachable ({reason}); check "
-        "CRMOPS_DATABASE_URL and that PostgreSQL is running (imports stay resumable)",
+    if any(words in reason for words in _LOGIN_REFUSED):
+        return ConfigurationError(
+            vendor="crmops",
+            detail=f"the database {shown_url(url)} refused the login ({reason}); check the "
+            "user and password in CRMOPS_DATABASE_URL",
+        )
+    return StorageUnavailableError(
+        f"the database {shown_url(url)} is unreachable ({reason}); {ACTION}",
+        backend=BACKEND,
+        action=ACTION,
     )
 
 

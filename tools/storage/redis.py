@@ -14,10 +14,12 @@ race on a read-modify-write. Keys (all under `crmops:`):
     crmops:token:{vendor}:{tenant}           a cached OAuth token (expires when due)
     crmops:slack:...                         Slack dedupe and confirmations (bots/)
 
-A Redis that cannot be reached raises `VendorUnavailableError` with `request_sent=False`
-(the vendor request it guards was not sent), naming the URL without its password and what
-to do; the transport retries it like a refused connection, and the bulk import leaves the
-chunk's rows pending in its journal, to be sent with `--resume`.
+A Redis that cannot be reached raises `StorageUnavailableError` (backend "redis"): the
+vendor request it guards was not sent. It names the URL without its password and says what
+to do. Its retry rule is its own: the Redis client reconnects once (a restarted Redis
+leaves dead pooled connections); the vendor transport never retries it as a vendor
+failure, and the bulk import leaves the chunk's rows pending in its journal, to be sent
+with `--resume`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from tools.aio import AsyncClosing
-from tools.errors import ConfigurationError, VendorUnavailableError
+from tools.errors import ConfigurationError, StorageUnavailableError
 from tools.vendors.bangwo8.auth import CachedToken
 
 log = logging.getLogger("crmops.redis")
@@ -77,15 +79,18 @@ def redacted(url: SecretStr | str) -> str:
     return urlunsplit(parts._replace(netloc=f"{hidden}@{hostport}"))
 
 
+BACKEND = "redis"
+ACTION = (
+    "Check that Redis runs and CRMOPS_REDIS_URL is right; an interrupted import continues "
+    "with --resume. Unset CRMOPS_REDIS_URL only for a single process: the limits are then "
+    "per process."
+)
+"""What to do about a Redis that does not answer."""
+
+
 def unavailable(
-    error: BaseException,
-    *,
-    url: str,
-    doing: str,
-    vendor: str = "redis",
-    operation: str = "",
-    secret: str = "",
-) -> VendorUnavailableError:
+    error: BaseException, *, url: str, doing: str, secret: str = ""
+) -> StorageUnavailableError:
     """The error for a Redis that failed while `doing` something, with what to do.
 
     `secret` (the URL's password) is blanked out of Redis's own message, should it be there.
@@ -93,14 +98,11 @@ def unavailable(
     detail = " ".join(str(error).split())[:200] or type(error).__name__
     if secret:
         detail = detail.replace(secret, "***")
-    return VendorUnavailableError(
+    return StorageUnavailableError(
         f"Redis at {url} failed while {doing} ({type(error).__name__}: {detail}). "
-        "Nothing was sent to the vendor. Check that Redis runs and CRMOPS_REDIS_URL is "
-        "right; an interrupted import continues with --resume. Unset CRMOPS_REDIS_URL only "
-        "for a single process: the limits are then per process.",
-        vendor=vendor,
-        operation=operation,
-        request_sent=False,
+        f"Nothing was sent to the vendor. {ACTION}",
+        backend=BACKEND,
+        action=ACTION,
     )
 
 
@@ -130,25 +132,16 @@ class RedisBackend(AsyncClosing):
         return ":".join((self.prefix, *parts))
 
     async def ping(self) -> None:
-        """Return when Redis answers; `VendorUnavailableError` otherwise."""
+        """Return when Redis answers; `StorageUnavailableError` otherwise."""
         await self.call(self.client.ping(), doing="checking readiness")
 
-    async def call(
-        self, command: Awaitable[T], *, doing: str, vendor: str = "redis", operation: str = ""
-    ) -> T:
-        """Await one Redis command, turning a Redis failure into `VendorUnavailableError`."""
+    async def call(self, command: Awaitable[T], *, doing: str) -> T:
+        """Await one Redis command, turning a Redis failure into `StorageUnavailableError`."""
         try:
             return await command
         except (RedisError, OSError) as exc:
             log.warning("Redis at %s failed while %s: %s", self.url, doing, type(exc).__name__)
-            raise unavailable(
-                exc,
-                url=self.url,
-                doing=doing,
-                vendor=vendor,
-                operation=operation,
-                secret=self._password,
-            ) from None
+            raise unavailable(exc, url=self.url, doing=doing, secret=self._password) from None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -167,8 +160,9 @@ def _client(url: SecretStr, shown: str, timeout: float) -> Redis:
             text,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            # One quick reconnect (a restarted Redis leaves dead pooled connections); longer
-            # outages are the transport's to retry, with its own bounds.
+            # One quick reconnect (a restarted Redis leaves dead pooled connections): Redis's
+            # whole retry rule. A longer outage is a StorageUnavailableError, which the
+            # vendor transport does not retry.
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
         )
     except ValueError as exc:
@@ -201,9 +195,7 @@ class RedisRateLimiter:
         """Reserve the next slot of `api` and sleep until it."""
         wait_us = await self._backend.call(
             self._script(keys=[f"{self._prefix}:{api}"], args=[int(self._interval_us)]),
-            doing="waiting for a rate-limit slot",
-            vendor=self.vendor,
-            operation=api,
+            doing=f"waiting for a {self.vendor} rate-limit slot ({api})",
         )
         if int(wait_us) > 0:
             await asyncio.sleep(int(wait_us) / 1_000_000)
@@ -239,7 +231,7 @@ class RedisTokenCache:
         )
 
     async def _call(self, command: Awaitable[T], doing: str) -> T:
-        return await self._backend.call(command, doing=doing, vendor=self._vendor)
+        return await self._backend.call(command, doing=f"{doing} of {self._vendor}")
 
 
 Probe = Callable[[], Awaitable[None]]

@@ -12,31 +12,26 @@ token live in Redis (and `bots/` keeps Slack dedupe and confirmations there)::
 
 Readiness probes for the HTTP servers' `/readyz` come from `readiness_checks(settings)`;
 each is a named async callable that raises when its backend is not ready, and
-`readyz_endpoint(checks)` is the Starlette endpoint both servers mount.
+`tools.serving.readyz_endpoint(checks)` is the Starlette endpoint both servers mount.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
 from tools.aio import AsyncClosing
-from tools.settings import (
-    Bangwo8Settings,
-    CrmopsSettings,
-    Settings,
-    SocialEpochSettings,
-    XiaolanbenSettings,
-)
-from tools.storage.redis import Probe, RedisBackend, redis_probe
+from tools.settings import CrmopsSettings, Settings
 from tools.transport import RateLimiter
 from tools.vendors.bangwo8.auth import TokenCache
+from tools.vendors.registry import vendor_row
+
+if TYPE_CHECKING:
+    from tools.storage.redis import Probe, RedisBackend
 
 log = logging.getLogger("crmops.readiness")
 
@@ -58,6 +53,9 @@ class SharedState(AsyncClosing):
         if url is None or not url.get_secret_value():
             return None
         if self._redis is None:
+            # The redis client takes ~40 ms to import: only a process configured for it pays.
+            from tools.storage.redis import RedisBackend  # noqa: PLC0415 - start-up cost
+
             self._redis = RedisBackend(url)
         return self._redis
 
@@ -66,7 +64,8 @@ class SharedState(AsyncClosing):
         redis = self.redis
         if redis is None:
             return None
-        rate = self._vendor_settings(vendor).rate_limit * self.settings.crmops.rate_headroom
+        own = vendor_row(vendor).settings_of(self.settings)
+        rate = own.rate_limit * self.settings.crmops.rate_headroom
         return redis.rate_limiter(vendor, tenant=self._tenant(vendor), rate=rate)
 
     def token_cache(self, vendor: str) -> TokenCache | None:
@@ -74,26 +73,13 @@ class SharedState(AsyncClosing):
         redis = self.redis
         if redis is None:
             return None
-        host = urlsplit(self._vendor_settings(vendor).url).netloc
+        host = urlsplit(vendor_row(vendor).settings_of(self.settings).url).netloc
         return redis.token_cache(vendor, tenant=f"{self._tenant(vendor)}@{host}")
-
-    def _vendor_settings(
-        self, vendor: str
-    ) -> SocialEpochSettings | XiaolanbenSettings | Bangwo8Settings:
-        if vendor == "socialepoch":
-            return self.settings.socialepoch
-        if vendor == "xiaolanben":
-            return self.settings.xiaolanben
-        return self.settings.bangwo8
 
     def _tenant(self, vendor: str) -> str:
         """The vendor account whose limits these are (limits are per tenant, not per key)."""
-        settings = self.settings
-        if vendor == "socialepoch":
-            return f"{settings.socialepoch.region}:{settings.socialepoch.tenant_id}"
-        if vendor == "xiaolanben":
-            return str(settings.xiaolanben.company_id)
-        return str(settings.bangwo8.client_id or settings.bangwo8.account)
+        row = vendor_row(vendor)
+        return row.tenant(row.settings_of(self.settings))
 
     async def aclose(self) -> None:
         """Close the Redis connections; a later use opens fresh ones."""
@@ -115,6 +101,9 @@ def readiness_checks(settings: CrmopsSettings) -> list[ReadinessCheck]:
     PostgreSQL when `CRMOPS_DATABASE_URL` is."""
     checks: list[ReadinessCheck] = []
     if settings.redis_url is not None and settings.redis_url.get_secret_value():
+        # As in `SharedState.redis`: the redis client only when configured.
+        from tools.storage.redis import redis_probe  # noqa: PLC0415 - start-up cost
+
         checks.append(ReadinessCheck("redis", redis_probe(settings.redis_url)))
     database_url = settings.database_url.get_secret_value() if settings.database_url else ""
     if database_url.startswith(("postgresql://", "postgres://")):
@@ -136,25 +125,6 @@ async def check_readiness(
     return {check.name: ready for check, ready in zip(checks, results, strict=True)}
 
 
-def readyz_endpoint(checks: Sequence[ReadinessCheck]) -> Callable[[Request], Awaitable[Response]]:
-    """`GET /readyz`: 200 `{"status": "ready", "checks": {name: "ok"}}`, else 503.
-
-    The answer says which check failed, never why (that goes to the log): it needs no token.
-    """
-    frozen = tuple(checks)
-
-    async def readyz(_: Request) -> Response:
-        results = await check_readiness(frozen)
-        ready = all(results.values())
-        body = {
-            "status": "ready" if ready else "not ready",
-            "checks": {name: "ok" if ok else "failed" for name, ok in results.items()},
-        }
-        return JSONResponse(body, status_code=200 if ready else 503)
-
-    return readyz
-
-
 async def _probe(check: ReadinessCheck, seconds: float) -> bool:
     try:
         await asyncio.wait_for(check.probe(), seconds)
@@ -169,9 +139,7 @@ async def _probe(check: ReadinessCheck, seconds: float) -> bool:
 
 __all__ = [
     "ReadinessCheck",
-    "RedisBackend",
     "SharedState",
     "check_readiness",
     "readiness_checks",
-    "readyz_endpoint",
 ]

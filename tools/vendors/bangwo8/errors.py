@@ -15,14 +15,12 @@ from typing import Any
 import httpx
 
 from tools.catalog import CatalogEntry, catalog_entry
-from tools.errors import VendorAPIError
+from tools.errors import VendorAPIError, kind_for_status
 from tools.transport import Endpoint, read_json, retry_after
 
 VENDOR = "bangwo8"
 REQUEST_ID_HEADER = "Requestid"
 TOKEN_OPERATION = "token"  # noqa: S105 - an operation name, not a secret
-
-_KIND_BY_STATUS = {401: "auth", 403: "rejected", 404: "not_found", 429: "rate_limited"}
 
 
 def check_answer(response: httpx.Response, endpoint: Endpoint) -> None:
@@ -48,18 +46,10 @@ def token_error(response: httpx.Response) -> VendorAPIError:
     body = read_json(response, vendor=VENDOR, operation=TOKEN_OPERATION)
     code, message = _code_and_message(response, body)
     entry = catalog_entry(VENDOR, code)
-    status = response.status_code
-    kind = "rate_limited" if status == 429 else "server" if status >= 500 else "auth"
+    kind = kind_for_status(response.status_code)
+    if kind not in {"rate_limited", "server"}:
+        kind = "auth"
     return _build(response, code, message, entry, TOKEN_OPERATION, kind=kind)
-
-
-def kind_for_status(status: int) -> str:
-    """The error kind an HTTP status means when the catalog has no entry for the code."""
-    if status in _KIND_BY_STATUS:
-        return _KIND_BY_STATUS[status]
-    if status in {400, 422}:
-        return "invalid"
-    return "server" if status >= 500 else "other"
 
 
 def _build(

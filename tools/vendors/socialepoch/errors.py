@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from tools.catalog import CatalogEntry, catalog_entry
-from tools.errors import MalformedResponseError, VendorAPIError
+from tools.errors import MalformedResponseError, VendorAPIError, kind_for_status
 from tools.transport import Endpoint, read_json, retry_after
 
 VENDOR = "socialepoch"
@@ -60,14 +60,7 @@ def classify(http_status: int, code: str) -> tuple[str, CatalogEntry | None]:
         return (entry.kind if entry else "other"), entry
     if entry is not None and entry.http_status != http_status:
         entry = None
-    return (entry.kind if entry else _kind_of_status(http_status)), entry
-
-
-def _kind_of_status(status: int) -> str:
-    if status >= 500:
-        return "server"
-    fixed = {401: "auth", 403: "rejected", 404: "not_found", 429: "rate_limited"}
-    return fixed.get(status, "invalid" if status in (400, 422) else "other")
+    return (entry.kind if entry else kind_for_status(http_status)), entry
 
 
 def _envelope(response: httpx.Response, endpoint: Endpoint) -> dict[str, Any]:

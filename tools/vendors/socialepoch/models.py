@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Literal
 
-import phonenumbers
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -62,6 +61,10 @@ def normalize_whatsapp(value: str) -> str:
         raise ValueError(f"{value!r} is not a phone number: give {_WHATSAPP_HINT}")
     if len(digits) > WHATSAPP_MAX_DIGITS:
         raise ValueError(f"{value!r} has more than {WHATSAPP_MAX_DIGITS} digits")
+    # phonenumbers takes ~12 ms to import: paid at the first number checked, not by every
+    # process that loads the SocialEpoch client (`crmops mcp` before `tools/list`).
+    import phonenumbers  # noqa: PLC0415 - start-up cost
+
     try:
         number = phonenumbers.parse("+" + digits)
     except phonenumbers.NumberParseException as exc:

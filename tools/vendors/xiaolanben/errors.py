@@ -15,12 +15,10 @@ from typing import Any
 import httpx
 
 from tools.catalog import catalog_entry
-from tools.errors import MalformedResponseError, VendorAPIError
+from tools.errors import MalformedResponseError, VendorAPIError, kind_for_status
 from tools.transport import Endpoint, read_json, retry_after
 
 VENDOR = "xiaolanben"
-
-_KIND_BY_STATUS = {401: "auth", 403: "rejected", 404: "not_found", 429: "rate_limited"}
 
 
 def check_answer(response: httpx.Response, endpoint: Endpoint) -> None:
@@ -42,15 +40,6 @@ def check_answer(response: httpx.Response, endpoint: Endpoint) -> None:
         entry=entry,
         retry_after=retry_after(response),
     )
-
-
-def kind_for_status(status: int) -> str:
-    """The error kind an HTTP status means when the catalog has no entry for the code."""
-    if status in _KIND_BY_STATUS:
-        return _KIND_BY_STATUS[status]
-    if status in {400, 422}:
-        return "invalid"
-    return "server" if status >= 500 else "other"
 
 
 def _first_error(response: httpx.Response, body: Any, endpoint: Endpoint) -> tuple[str, str]:

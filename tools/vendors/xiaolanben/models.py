@@ -18,7 +18,6 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-import phonenumbers
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -104,6 +103,9 @@ def _is_possible_phone(value: str) -> bool:
     """Digits (spaces, dashes, brackets and a leading + allowed) a phone number can have."""
     if not _PHONE_CHARS.match(value):
         return False
+    # As in the SocialEpoch models: phonenumbers loads at the first number checked.
+    import phonenumbers  # noqa: PLC0415 - start-up cost
+
     try:
         number = phonenumbers.parse(value, "CN")
     except phonenumbers.NumberParseException:
