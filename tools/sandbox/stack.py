@@ -33,7 +33,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from starlette.types import ASGIApp
 
 from tools.errors import CrmopsError
-from tools.sandbox.bangwo8 import Bangwo8Simulator
+from tools.sandbox.bangwo8 import SANDBOX_ACCOUNT, SANDBOX_PASSWORD, Bangwo8Simulator
 from tools.sandbox.simulation import ServedApp, start_server
 from tools.sandbox.socialepoch import SocialEpochSimulator
 from tools.sandbox.xiaolanben import XiaolanbenSimulator
@@ -174,6 +174,10 @@ class Sandbox:
                 base_url=self.bangwo8_url,
                 client_id=BW8_CLIENT_ID,
                 client_secret=SecretStr(BW8_CLIENT_SECRET),
+                # 004's own sample signs in with Basic auth: --env prints these too. With a
+                # client id set, crmops itself keeps using OAuth (Bangwo8Settings.uses_oauth).
+                account=SANDBOX_ACCOUNT,
+                password=SANDBOX_PASSWORD,
             ),
         )
 
