@@ -181,27 +181,25 @@ async def _bot(fake: FakeSlack, services: Services, folder: Path) -> AsyncIterat
         signing_secret=SecretStr(SIGNING_SECRET),
         api_url=fake.api_url,
     )
-    async with sqlite_store(folder / "bot.db") as store:
-        bolt = build_app(
-            slack,
-            services,
-            access=AccessSettings(write_users=frozenset({"U0LOAD"})),
-            store=store,
-            workdir=folder / "files",
-        )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(build_slack_app(bolt), log_level="warning", lifespan="off")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
-                await asyncio.sleep(0.01)
-        try:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}{EVENTS_PATH}"
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 10)
+    bolt = build_app(
+        slack,
+        services,
+        access=AccessSettings(write_users=frozenset({"U0LOAD"})),
+        workdir=folder / "files",
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(build_slack_app(bolt), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    async with asyncio.timeout(10):
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
+            await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}{EVENTS_PATH}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
 
 
 async def _settled_posts(fake: FakeSlack, within: float = 15.0) -> int:
@@ -229,7 +227,8 @@ async def slack_load(  # noqa: PLR0917 - the run's knobs
             writer.writerow(["客户名称", "联系人", "手机号"])
             writer.writerows([f"负载客户{n}", f"联系人{n}", f"139{n:08d}"] for n in range(rows))
         async with (
-            Services(settings) as services,
+            sqlite_store(folder / "bot.db") as bot_store,
+            Services(settings, store=bot_store) as services,
             sqlite_store(folder / "journal.db") as journal,
             _bot(fake, services, folder) as url,
             httpx.AsyncClient(timeout=CALL_TIMEOUT) as http,

@@ -6,12 +6,14 @@
     crmops slack --sandbox --port 0   # what `crmops sandbox` runs: the bot and a fake Slack
 
 `server/` never imports `bots/`: the `crmops` CLI finds this command through the
-`crmops.commands` entry point group, whose entries name a `register(app)` function.
+`crmops.commands` entry point named `slack`, whose value is `register(app)`. `crmops --help`
+imports this module for the command's help, so it imports only typer at load; slack-bolt,
+aiohttp and the rest load when the command runs. It exits as every `crmops` command does
+(`tools.exit_codes`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -19,19 +21,7 @@ from typing import Annotated
 
 import typer
 
-from bots.app import build_app
-from bots.sandbox import serve_with_fake_slack
-from bots.serving import build_http_app, serve_http, socket_mode_handler
-from bots.settings import AccessSettings, SlackSettings
-from tools.errors import ConfigurationError, CrmopsError
-from tools.services import Services
-from tools.settings import Settings
-from tools.storage.configured import open_store
-from tools.storage.shared import readiness_checks
-
-EXIT_FAILED = 1
-EXIT_CONFIG = 78  # sysexits EX_CONFIG, as `crmops mcp`
-EXIT_INTERRUPTED = 130
+from tools.exit_codes import failures_as_exit_codes
 
 
 def register(app: typer.Typer) -> None:
@@ -69,54 +59,15 @@ def slack(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings_file = None if sandbox else env_file
-    try:
-        slack_settings = SlackSettings.load(env_file=settings_file)
-        slack_settings.require(socket_mode=socket)
-        settings = Settings.load(env_file=settings_file)
-        access = AccessSettings.load(env_file=settings_file)
-        if sandbox:
-            asyncio.run(
-                serve_with_fake_slack(
-                    slack_settings,
-                    settings,
-                    access,
-                    host=host,
-                    port=port,
-                    fake_port=fake_slack_port,
-                )
-            )
-            return
-        asyncio.run(_run(slack_settings, settings, access, socket=socket, host=host, port=port))
-    except ConfigurationError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
-    except CrmopsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    # slack-bolt, aiohttp and the settings load only now: `crmops --help` imports this module.
+    from bots.run import run_bot  # noqa: PLC0415 - start-up cost
 
-
-async def _run(
-    slack_settings: SlackSettings,
-    settings: Settings,
-    access: AccessSettings,
-    *,
-    socket: bool,
-    host: str,
-    port: int,
-) -> None:
-    # The journal and audit log: `/crm import` needs them, and every write is audited there.
-    async with Services(settings) as services, open_store(settings.crmops) as store:
-        bolt_app = build_app(slack_settings, services, access=access, store=store)
-        if not socket:
-            http_app = build_http_app(bolt_app, checks=readiness_checks(settings.crmops))
-            await serve_http(http_app, host=host, port=port)
-            return
-        handler = socket_mode_handler(bolt_app, slack_settings)
-        try:
-            # bolt's Socket Mode handler has no type hints.
-            await handler.start_async()  # type: ignore[no-untyped-call]
-        finally:
-            await handler.close_async()  # type: ignore[no-untyped-call]
+    with failures_as_exit_codes():
+        run_bot(
+            settings_file=None if sandbox else env_file,
+            socket=socket,
+            host=host,
+            port=port,
+            sandbox=sandbox,
+            fake_slack_port=fake_slack_port,
+        )

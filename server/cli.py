@@ -1,213 +1,193 @@
-"""The `crmops` command line.
+"""The `crmops` command line: one module per command, loaded only when that command is chosen.
 
-    crmops mcp                          # MCP over stdio (for Claude Desktop, Cursor, ...)
-    crmops mcp --http --port 8000       # MCP over streamable HTTP at /mcp, bearer token required
-    crmops mcp --read-only --tools lookup_error_code,list_staff
-    crmops errors 502                   # what a vendor error code means and what to do
+    crmops mcp                          # MCP over stdio (server/cli_mcp.py)
+    crmops errors 502                   # what a vendor error code means (server/cli_errors.py)
     crmops staff 王 / customer PHONE / ticket SUBJECT -m TEXT / tickets   (server/cli_tools.py)
+    crmops import FILE --vendor xiaolanben   (server/cli_import.py)
+    crmops doctor / crmops sandbox      (server/cli_doctor.py, server/cli_sandbox.py)
+    crmops slack                        # from bots/, through the `crmops.commands` entry points
 
-A failure prints one line on stderr and exits with a code saying what kind it was
-(`EXIT_CODES`): never a traceback for a failure crmops expected.
+`COMMANDS` is the table of built-in commands: name, the module whose `register(app)` adds
+it, and the one-line help `crmops --help` shows without importing the module. A command from
+another package is an entry point in the `crmops.commands` group named for the command,
+whose value is a `register(app)` function; it is loaded for `crmops --help` and when chosen
+(its module must be cheap to import: server/ and bots/ never import each other).
+
+A failure prints one line on stderr and exits with the code of its kind
+(`tools.exit_codes.EXIT_CODES`): never a traceback for a failure crmops expected.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from importlib.metadata import entry_points
-from pathlib import Path
-from typing import Annotated, cast
+import gc
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import anyio
 import typer
-from rich.console import Console
+from typer import _click as click  # typer vendors its click: the types TyperGroup's API uses
+from typer.core import TyperGroup
 
-from server import cli_doctor, cli_import, cli_tools
-from server import sandbox as sandbox_module
-from server.http_app import build_http_app, serve_http
-from server.mcp_server import build_server, parse_tool_names
-from tools.catalog import VENDORS, Vendor
-from tools.errors import ConfigurationError, CrmopsError, InputError, VendorError
-from tools.lookup import lookup_error_code, render_text
-from tools.settings import Settings
-from tools.storage.shared import readiness_checks
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2  # typer/click: bad options or arguments
-EXIT_INPUT = 65  # sysexits EX_DATAERR: the input is wrong
-EXIT_VENDOR = 69  # sysexits EX_UNAVAILABLE: a vendor failed or refused
-EXIT_CONFIG = 78  # sysexits EX_CONFIG: settings are missing or wrong
-EXIT_INTERRUPTED = 130
-EXIT_CODES: tuple[tuple[type[CrmopsError], int], ...] = (
-    (ConfigurationError, EXIT_CONFIG),
-    (InputError, EXIT_INPUT),
-    (VendorError, EXIT_VENDOR),
-    (CrmopsError, EXIT_FAILED),
+from tools.exit_codes import (
+    EXIT_CODES,
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STORAGE,
+    EXIT_USAGE,
+    EXIT_VENDOR,
 )
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 PLUGIN_GROUP = "crmops.commands"
 
+Register = Callable[[typer.Typer], None]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A built-in `crmops` command: `module.register(app)` adds it; `help` is its one line."""
+
+    name: str
+    module: str
+    help: str
+
+
+COMMANDS = (
+    Command(
+        "mcp",
+        "server.cli_mcp",
+        "Serve the crmops tools over MCP: stdio by default, or HTTP with --http.",
+    ),
+    Command(
+        "errors",
+        "server.cli_errors",
+        "Explain a vendor error code: its meaning (zh, en) and what to do.",
+    ),
+    Command(
+        "sandbox",
+        "server.cli_sandbox",
+        "Run every feature against the bundled vendor simulators: no account needed.",
+    ),
+    Command(
+        "import",
+        "server.cli_import",
+        "Import customers from a file, at the vendor's rate limit, each row exactly once.",
+    ),
+    Command(
+        "staff",
+        "server.cli_tools",
+        "List Xiaolanben (小蓝本) staff: the staffId that owns imported customers.",
+    ),
+    Command(
+        "customer",
+        "server.cli_tools",
+        "Look up a SocialEpoch (WhatsApp SCRM) customer by WhatsApp number.",
+    ),
+    Command("ticket", "server.cli_tools", "Create a Bangwo8 (帮我吧) helpdesk ticket."),
+    Command("tickets", "server.cli_tools", "List Bangwo8 (帮我吧) helpdesk tickets, newest first."),
+    Command(
+        "doctor",
+        "server.cli_doctor",
+        "Check each configured vendor: settings complete, and one harmless read answered.",
+    ),
+)
+_BUILT_IN = {command.name: command for command in COMMANDS}
+
+
+class LazyGroup(TyperGroup):
+    """A command group that imports a command's module only when that command is chosen."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [command.name for command in COMMANDS] + sorted(_plugins())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        try:
+            built_in = _BUILT_IN.get(cmd_name)
+            if built_in is not None:
+                register: Register = importlib.import_module(built_in.module).register
+            else:
+                plugin = _plugins().get(cmd_name)
+                if plugin is None:
+                    return None
+                register = plugin.load()
+        finally:
+            _loaded()
+        commands = typer.Typer()
+        register(commands)
+        return typer.main.get_group(commands).get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their one-line help; built-in ones from `COMMANDS`, unimported."""
+        rows = [(command.name, command.help) for command in COMMANDS]
+        for name in sorted(_plugins()):
+            command = self.get_command(ctx, name)
+            rows.append((name, command.get_short_help_str(limit=80) if command else ""))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _loaded() -> None:
+    """The command's modules are in: what they made lives as long as the process, so it is
+    frozen out of the collector's passes, which `main` had switched off while loading."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
+def _plugins() -> dict[str, EntryPoint]:
+    """The `crmops.commands` entry points, by command name (not loaded yet)."""
+    # importlib.metadata costs ~25 ms at start-up: only `--help` and plugin commands need it.
+    from importlib.metadata import entry_points  # noqa: PLC0415 - start-up cost
+
+    return {entry.name: entry for entry in entry_points(group=PLUGIN_GROUP)}
+
+
 app = typer.Typer(
     name="crmops",
-    help="SocialEpoch, Xiaolanben and Bangwo8 behind one set of tools: MCP, Slack and CLI.",
+    cls=LazyGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help for the command list: rich costs ~40 ms to import; each command's own
+    # `--help` still renders with rich.
+    rich_markup_mode=None,
 )
 
-EnvFile = Annotated[
-    Path,
-    typer.Option("--env-file", help="settings file read after the environment"),
-]
 
-
-@app.command()
-def mcp(
-    *,
-    http: Annotated[
-        bool, typer.Option("--http", help="serve streamable HTTP at /mcp instead of stdio")
-    ] = False,
-    host: Annotated[str, typer.Option(help="HTTP: address to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP: port to bind", min=1, max=65535)] = 8000,
-    allow_host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow-host",
-            help="HTTP: another Host name clients use to reach this server (repeatable)",
-        ),
-    ] = None,
-    read_only: Annotated[
-        bool,
-        typer.Option("--read-only", help="serve only tools that change nothing (CRMOPS_READ_ONLY)"),
-    ] = False,
-    tools: Annotated[
-        str | None,
-        typer.Option(help="comma-separated tool names to serve (CRMOPS_TOOLS)"),
-    ] = None,
-    env_file: EnvFile = Path(".env"),
-) -> None:
-    """Serve the crmops tools over MCP: stdio by default, or HTTP with --http."""
-    _log_to_stderr()
-    with _failures_as_exit_codes():
-        settings = Settings.load(env_file=env_file)
-        names = parse_tool_names(tools) if tools is not None else None
-        server = build_server(settings, read_only=read_only, tools=names)
-        if not http:
-            anyio.run(server.run_stdio_async)
-            return
-        http_app = build_http_app(
-            server,
-            token=settings.crmops.mcp_token,
-            host=host,
-            allowed_hosts=allow_host or (),
-            checks=readiness_checks(settings.crmops),
-        )
-        anyio.run(lambda: serve_http(http_app, host=host, port=port))
-
-
-@app.command()
-def errors(
-    code: Annotated[str, typer.Argument(help="the vendor's error code, or words of its message")],
-    vendor: Annotated[
-        str | None,
-        typer.Option(help=f"only this vendor: {', '.join(VENDORS)}"),
-    ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="print the result as JSON (for scripts)")
-    ] = False,
-) -> None:
-    """Explain a vendor error code: its meaning (zh, en) and what to do."""
-    with cli_tools.failures_as_exit_codes(as_json):
-        # lookup_error_code checks the vendor's name itself and says what is wrong with it.
-        wanted = cast("Vendor | None", vendor)
-        result = anyio.run(lambda: lookup_error_code(code=code, vendor=wanted))
-        typer.echo(result.model_dump_json(indent=2) if as_json else render_text(result))
-
-
-@app.command()
-def sandbox(
-    *,
-    tour: Annotated[
-        bool, typer.Option("--tour", help="walk through every tool against a fresh sandbox")
-    ] = False,
-    env: Annotated[
-        bool, typer.Option("--env", help="print `export` lines for the running sandbox")
-    ] = False,
-    host: Annotated[str, typer.Option(help="address to serve on")] = "127.0.0.1",
-    mcp_port: Annotated[int, typer.Option(help="MCP HTTP port (0: any free port)")] = (
-        sandbox_module.DEFAULT_MCP_PORT
-    ),
-    simulator_ports: Annotated[
-        str,
-        typer.Option(help="SocialEpoch,Xiaolanben,Bangwo8 simulator ports (0: any free port)"),
-    ] = ",".join(map(str, sandbox_module.DEFAULT_SIMULATOR_PORTS)),
-    slack_ports: Annotated[
-        str,
-        typer.Option(help="Slack endpoint,fake Slack Web API ports (0: any free port)"),
-    ] = ",".join(map(str, sandbox_module.DEFAULT_SLACK_PORTS)),
-) -> None:
-    """Run every feature against the bundled vendor simulators: no account needed."""
-    console = Console()
-    with _failures_as_exit_codes():
-        if env:
-            typer.echo(sandbox_module.export_lines(sandbox_module.read_running_env()))
-            return
-        if tour:
-            raise typer.Exit(sandbox_module.run_tour(console))
-        sandbox_module.serve_until_stopped(
-            console,
-            host=host,
-            mcp_port=mcp_port,
-            simulator_ports=sandbox_module.parse_ports(simulator_ports),
-            slack_ports=sandbox_module.parse_slack_ports(slack_ports),
-        )
-
-
-def _log_to_stderr() -> None:
-    # stdout carries the MCP protocol over stdio: nothing else may be written there.
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-@contextmanager
-def _failures_as_exit_codes() -> Iterator[None]:
-    """A `CrmopsError` becomes one line on stderr and its exit code; Ctrl-C exits quietly."""
-    try:
-        yield
-    except CrmopsError as exc:
-        typer.echo(f"error: {_one_line(str(exc))}", err=True)
-        raise typer.Exit(_exit_code(exc)) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
-
-
-def _exit_code(error: CrmopsError) -> int:
-    return next(code for kind, code in EXIT_CODES if isinstance(error, kind))
-
-
-def register_plugin_commands(cli: typer.Typer) -> None:
-    """Add the subcommands other packages declare under the `crmops.commands` entry points.
-
-    `crmops slack` comes from bots/ this way: server/ and bots/ never import each other.
-    """
-    for entry_point in entry_points(group=PLUGIN_GROUP):
-        entry_point.load()(cli)
+@app.callback()
+def crmops() -> None:
+    """SocialEpoch, Xiaolanben and Bangwo8 behind one set of tools: MCP, Slack and CLI."""
 
 
 def main() -> None:
     """Console-script entry point (`crmops`)."""
-    cli_import.register(app)
-    cli_tools.register(app)
-    cli_doctor.register(app)
-    register_plugin_commands(app)
-    app()
+    # Loading a command creates a few hundred thousand objects that live as long as the
+    # process (pydantic schemas, MCP types); the collector's full passes over them while
+    # they are made cost `crmops mcp` about a fifth of its start. Off until it is loaded.
+    gc.disable()
+    try:
+        app()
+    finally:
+        gc.enable()
+
+
+__all__ = [
+    "COMMANDS",
+    "EXIT_CODES",
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "EXIT_INPUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_STORAGE",
+    "EXIT_USAGE",
+    "EXIT_VENDOR",
+    "app",
+    "main",
+]

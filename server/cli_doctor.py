@@ -4,7 +4,7 @@
     crmops doctor --json          # the report for scripts
     crmops doctor --env-file prod.env
 
-Exit codes, as the rest of `crmops` (server/cli.py): 0 every configured vendor answered;
+Exit codes, as the rest of `crmops` (tools/exit_codes.py): 0 every configured vendor answered;
 78 settings missing or wrong (or no vendor configured at all); 69 a vendor failed or
 refused. The checks themselves are `tools.doctor`.
 
@@ -22,11 +22,13 @@ from rich.console import Console
 from rich.table import Table
 
 from tools.doctor import DoctorReport, Outcome, VendorCheck, diagnose
-from tools.errors import ConfigurationError
+from tools.exit_codes import EXIT_CONFIG, EXIT_OK, EXIT_VENDOR, failures_as_exit_codes
 
-# The same values as server/cli.py's EXIT_* (not imported: server/cli.py imports this module).
-EXIT_CODES: dict[Outcome, int] = {"ok": 0, "failing": 69, "misconfigured": 78}
-EXIT_CONFIG = 78
+OUTCOME_EXIT_CODES: dict[Outcome, int] = {
+    "ok": EXIT_OK,
+    "failing": EXIT_VENDOR,
+    "misconfigured": EXIT_CONFIG,
+}
 
 _STATUS_STYLE = {
     "ok": "[green]ok[/]",
@@ -49,16 +51,13 @@ def doctor(
     ] = Path(".env"),
 ) -> None:
     """Check each configured vendor: settings complete, and one harmless read answered."""
-    try:
+    with failures_as_exit_codes():
         report = anyio.run(lambda: diagnose(env_file=env_file))
-    except ConfigurationError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
         print_report(Console(), report)
-    raise typer.Exit(EXIT_CODES[report.outcome])
+    raise typer.Exit(OUTCOME_EXIT_CODES[report.outcome])
 
 
 def print_report(console: Console, report: DoctorReport) -> None:

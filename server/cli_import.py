@@ -5,7 +5,7 @@
     crmops import customers.xlsx --vendor xiaolanben --resume      # after Ctrl-C / kill -9
     crmops import leads.csv --vendor socialepoch --map "WA号=whatsApp" --json
 
-Exit codes, as the rest of `crmops` (server/cli.py): 0 every row imported (dry run: every
+Exit codes, as the rest of `crmops` (tools/exit_codes.py): 0 every row imported (dry run: every
 row valid); 1 partial: rows rejected, refused by the vendor or not yet confirmed; 65 bad
 input (unreadable file, unknown columns, no valid row); 69 the vendor failed or refused us;
 78 configuration missing; 130 interrupted (rerun with --resume).
@@ -40,19 +40,26 @@ from rich.progress import (
 from rich.table import Table
 
 from tools.bulk import BulkImportReport, ImportProgress, bulk_import
-from tools.errors import ConfigurationError, CrmopsError, InputError, Problem, VendorError
+from tools.errors import InputError, Problem
+from tools.exit_codes import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_VENDOR,
+    failures_as_exit_codes,
+)
 from tools.services import Services
 from tools.settings import Settings
 from tools.storage.audit import Actor
 from tools.storage.configured import open_store
 
-# The same values as server/cli.py's EXIT_* (not imported: server/cli.py imports this module).
-EXIT_OK = 0
-EXIT_PARTIAL = 1
-EXIT_INPUT = 65
-EXIT_VENDOR = 69
-EXIT_CONFIG = 78
-EXIT_INTERRUPTED = 130
+EXIT_PARTIAL = EXIT_FAILED  # some rows not imported
+INTERRUPTED = (
+    "interrupted: every row sent so far is in the journal; "
+    "rerun the same command with --resume to send the rest"
+)
 SHOWN_PROBLEMS = 10
 T = TypeVar("T")
 
@@ -95,7 +102,7 @@ def import_file(
 ) -> None:
     """Import customers from a file, at the vendor's rate limit, each row exactly once."""
     console = Console(stderr=True)
-    with _exit_codes(console):
+    with failures_as_exit_codes(interrupted=INTERRUPTED):
         settings = Settings.load(env_file=env_file)
         columns = _parse_mapping(mapping or [])
         showing = not as_json and console.is_terminal
@@ -279,24 +286,6 @@ def _parse_mapping(pairs: list[str]) -> dict[str, str]:
     return mapping
 
 
-@contextmanager
-def _exit_codes(console: Console) -> Iterator[None]:
-    """A `CrmopsError` becomes one line on stderr and its exit code; Ctrl-C says how to resume."""
-    try:
-        yield
-    except CrmopsError as exc:
-        text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-        console.print(f"error: {text}", markup=False, soft_wrap=True)
-        raise typer.Exit(error_code(exc)) from None
-    except KeyboardInterrupt:
-        console.print(
-            "interrupted: every row sent so far is in the journal; "
-            "rerun the same command with --resume to send the rest",
-            markup=False,
-        )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
 def _run_stoppable(work: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(work)`, where SIGTERM (docker stop, systemd, Kubernetes) stops it as
     Ctrl-C does: `work` is cancelled (chunks in flight stay journaled as sent, unknown) and
@@ -328,17 +317,6 @@ def _run_stoppable(work: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-def error_code(error: CrmopsError) -> int:
-    """The exit code for `error`: 78 configuration, 65 input, 69 vendor, else 1."""
-    if isinstance(error, ConfigurationError):
-        return EXIT_CONFIG
-    if isinstance(error, InputError):
-        return EXIT_INPUT
-    if isinstance(error, VendorError):
-        return EXIT_VENDOR
-    return EXIT_PARTIAL
-
-
 def standalone_app() -> typer.Typer:
     """A Typer app with only `import`: for `python -m server.cli_import` and tests."""
     standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -349,6 +327,20 @@ def standalone_app() -> typer.Typer:
 
     register(standalone)
     return standalone
+
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_INPUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_VENDOR",
+    "exit_code",
+    "import_file",
+    "register",
+    "standalone_app",
+]
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m server.cli_import import FILE ...`

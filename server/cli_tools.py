@@ -17,35 +17,25 @@ configuration missing, 130 interrupted. A failure is one line on stderr (and, wi
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 
-from server.cli_import import EXIT_INTERRUPTED, error_code
-from tools.customers import CustomerQuery, query_customer
-from tools.errors import CrmopsError, InputError, Problem
+from server.render import render
+from tools.customers import query_customer
+from tools.errors import InputError, Problem
+from tools.exit_codes import failures_as_exit_codes
 from tools.services import Services
 from tools.settings import Settings
-from tools.staff import MAX_STAFF, StaffList, list_staff
+from tools.staff import MAX_STAFF, list_staff
 from tools.storage.audit import Actor
-from tools.tickets import (
-    MAX_TICKETS_PER_PAGE,
-    CodeValue,
-    CreatedTicket,
-    TicketInfo,
-    TicketList,
-    create_ticket,
-    list_tickets,
-)
+from tools.tickets import MAX_TICKETS_PER_PAGE, CodeValue, create_ticket, list_tickets
 
 Result = TypeVar("Result", bound=BaseModel)
 
@@ -77,7 +67,7 @@ def staff(
 ) -> None:
     """List Xiaolanben (小蓝本) staff: the staffId that owns imported customers."""
     result = _run(env_file, as_json, lambda s: list_staff(s, search=search, limit=limit))
-    _show(result, as_json, _staff_table)
+    _show(result, as_json)
 
 
 def customer(
@@ -94,7 +84,7 @@ def customer(
     """Look up a SocialEpoch (WhatsApp SCRM) customer by WhatsApp number."""
     number = "".join(whatsapp)  # people paste numbers with spaces: +86 182 2173 3141
     result = _run(env_file, as_json, lambda s: query_customer(s, whatsapp=number))
-    _show(result, as_json, _customer_table)
+    _show(result, as_json)
     if result.not_found and not as_json:
         Console(stderr=True).print(f"not found: {', '.join(result.not_found)}", markup=False)
 
@@ -128,7 +118,7 @@ def ticket(
             actor=Actor.local_user("cli"),
         ),
     )
-    _show(result, as_json, _created_table)
+    _show(result, as_json)
 
 
 def tickets(
@@ -159,7 +149,7 @@ def tickets(
             limit=limit,
         ),
     )
-    _show(result, as_json, _tickets_table)
+    _show(result, as_json)
 
 
 # --- running a tool -------------------------------------------------------------------------
@@ -172,42 +162,16 @@ def _run(env_file: Path, as_json: bool, call: Callable[[Services], Awaitable[Res
         async with Services(Settings.load(env_file=env_file)) as services:
             return await call(services)
 
-    with failures_as_exit_codes(as_json):
+    with failures_as_exit_codes(as_json=as_json):
         return asyncio.run(run())
     raise AssertionError("unreachable: failures exit")  # pragma: no cover
 
 
-@contextmanager
-def failures_as_exit_codes(as_json: bool) -> Iterator[None]:
-    """A `CrmopsError` becomes one line on stderr (and JSON on stdout) and its exit code."""
-    try:
-        yield
-    except CrmopsError as exc:
-        text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-        code = error_code(exc)
-        if as_json:
-            typer.echo(json.dumps({"error": _error_json(exc, code)}, ensure_ascii=False))
-        typer.echo(f"error: {text}", err=True)
-        raise typer.Exit(code) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _error_json(error: CrmopsError, code: int) -> dict[str, Any]:
-    found: dict[str, Any] = {"type": type(error).__name__, "exit_code": code}
-    found["message"] = str(error)
-    if isinstance(error, InputError):
-        found["problems"] = [
-            {"field": p.field, "index": p.index, "message": p.message} for p in error.problems
-        ]
-    return found
-
-
-def _show(result: Result, as_json: bool, table: Callable[[Result], Table]) -> None:
+def _show(result: BaseModel, as_json: bool) -> None:
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
-    Console().print(table(result))
+    render(Console(), result)
 
 
 def _code(value: str | None) -> CodeValue | None:
@@ -229,76 +193,6 @@ def _when(option: str, text: str | None) -> datetime | date | None:
             [Problem(option, f"{text!r}: write yyyy-MM-dd or yyyy-MM-ddTHH:MM:SS")],
             summary="invalid date",
         ) from None
-
-
-# --- tables ---------------------------------------------------------------------------------
-
-
-def _staff_table(result: StaffList) -> Table:
-    table = Table("staffId", "name", "mobile", "department", "role", title="Xiaolanben staff")
-    for member in result.staff:
-        table.add_row(
-            str(member.staff_id),
-            member.real_name or "",
-            member.mobile or "",
-            member.department or "",
-            member.role or "",
-        )
-    if result.more_available:
-        table.caption = "more staff match: raise --limit or narrow the search"
-    return table
-
-
-def _customer_table(result: CustomerQuery) -> Table:
-    table = Table("whatsApp", "name", "tags", "stage", "agent", title="SocialEpoch customers")
-    for record in result.customers:
-        table.add_row(
-            record.whatsapp,
-            record.friend_name or "",
-            record.tab_name or "",
-            record.stage or "",
-            record.agent_account or "",
-        )
-    return table
-
-
-def _created_table(result: CreatedTicket) -> Table:
-    table = Table(title="Bangwo8 ticket created", show_header=False)
-    table.add_column("field")
-    table.add_column("value")
-    info = result.ticket
-    for label, value in (
-        ("id", info.id),
-        ("subject", info.subject),
-        ("status", info.status),
-        ("priority", info.priority),
-        ("request id", result.request_id),
-    ):
-        table.add_row(label, "" if value is None else str(value))
-    return table
-
-
-def _tickets_table(result: TicketList) -> Table:
-    table = Table("id", "subject", "status", "priority", "created", title="Bangwo8 tickets")
-    for info in result.tickets:
-        table.add_row(
-            str(info.id),
-            info.subject,
-            _text(info.status),
-            _text(info.priority),
-            _time(info),
-        )
-    more = ", more on the next page" if result.more_available else ""
-    table.caption = f"page {result.page}, {result.count} ticket(s) in all{more}"
-    return table
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _time(info: TicketInfo) -> str:
-    return info.created_at.isoformat(" ", "minutes") if info.created_at else ""
 
 
 def standalone_app() -> typer.Typer:

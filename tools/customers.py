@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tools.bulk import BulkImportReport, ImportProgress, Records, RowCallbacks, bulk_import
 from tools.errors import InputError, Problem, VendorError
 from tools.models import RecordOutcome
 from tools.services import Services
@@ -27,6 +26,9 @@ from tools.storage.audit import Actor
 from tools.vendors.socialepoch import CustomerRecord
 from tools.vendors.socialepoch.models import normalize_whatsapp
 from tools.vendors.xiaolanben import ImportFlags
+
+if TYPE_CHECKING:
+    from tools.bulk import BulkImportReport, ImportProgress
 
 ImportVendor = Literal["socialepoch", "xiaolanben"]
 ProgressCallback = Callable[[int, int], Awaitable[None]]
@@ -137,6 +139,10 @@ async def import_customer(
             [Problem("xiaolanben_flags", "only for vendor 'xiaolanben'; leave it out")],
             summary="invalid import options",
         )
+    # The bulk engine (~40 ms to import) loads at the first import, not in every process
+    # that lists this tool (`crmops mcp` before `tools/list`, the Slack bot).
+    from tools.bulk import Records, RowCallbacks, bulk_import  # noqa: PLC0415 - start-up cost
+
     seen = _Seen(len(customers), progress)
     try:
         report = await bulk_import(

@@ -29,11 +29,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
-import stamina
 
 from tools.aio import AsyncClosing
 from tools.errors import (
@@ -47,9 +48,18 @@ from tools.settings import CrmopsSettings
 
 log = logging.getLogger("crmops.http")
 
-# stamina's default hook logs a bare "stamina.retry_scheduled" warning for every retry; the
-# transport's own hook logs the same retry with the vendor, the API and the reason instead.
-stamina.instrumentation.set_on_retry_hooks([])
+
+@cache
+def _stamina() -> ModuleType:
+    """stamina, configured, imported at the first request: with tenacity it costs ~10 ms
+    that a process which has not called a vendor yet (`crmops mcp` at start) need not pay."""
+    import stamina  # noqa: PLC0415 - start-up cost
+
+    # stamina's default hook logs a bare "stamina.retry_scheduled" warning for every retry;
+    # the transport's own hook logs the same retry with the vendor, the API and the reason.
+    stamina.instrumentation.set_on_retry_hooks([])
+    return stamina
+
 
 Params = Mapping[str, str | list[str]]
 
@@ -269,7 +279,7 @@ class VendorTransport(AsyncClosing):
                 log.warning("%s %s: retrying after %s", self.vendor, endpoint.name, _brief(error))
             return decision
 
-        async for attempt in stamina.retry_context(
+        async for attempt in _stamina().retry_context(
             on=hook,
             attempts=policy.attempts,
             timeout=policy.timeout,

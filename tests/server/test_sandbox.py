@@ -22,7 +22,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from server.sandbox import parse_ports, parse_slack_ports, tour_stops
+from server.sandbox.serve import parse_ports, parse_slack_ports
+from server.sandbox.tour import tour_stops
 from tools.errors import InputError
 from tools.sandbox.stack import SANDBOX_SECRETS
 
@@ -212,6 +213,15 @@ async def test_mcp_and_slack_reach_the_running_sandbox_which_stops_cleanly(
     assert f"export CRMOPS_MCP_TOKEN='{token}'" in exports
     assert f"export SLACK_SIGNING_SECRET='{signing_secret}'" in exports
     assert "export XIAOLANBEN_BASE_URL='http://127.0.0.1:" in exports
+    # Both ways into Bangwo8: crmops's OAuth client, and the Basic account and password
+    # that vendor doc 004's samples use (`curl -u account:password`), which work as printed.
+    exported = dict(re.findall(r"^export (\w+)='([^']*)'$", exports, flags=re.MULTILINE))
+    assert {"BANGWO8_CLIENT_ID", "BANGWO8_CLIENT_SECRET"} <= set(exported)
+    basic = (exported["BANGWO8_ACCOUNT"], exported["BANGWO8_PASSWORD"])
+    async with httpx.AsyncClient(timeout=WAIT) as bangwo8:
+        tickets_url = exported["BANGWO8_BASE_URL"].rstrip("/") + "/api/v1/tickets.json"
+        assert (await bangwo8.get(tickets_url, auth=basic)).status_code == 200
+        assert (await bangwo8.get(tickets_url, auth=("nobody", "wrong"))).status_code == 401
 
     headers = {"Authorization": f"Bearer {token}"}
     async with (

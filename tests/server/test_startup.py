@@ -1,0 +1,160 @@
+"""Start-up: each `crmops` command imports only what it uses (issue 13; bench/startup.py
+measures the time). Each case runs the real command in a fresh interpreter and reads back
+every module it had imported when the command was done."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from server.cli import COMMANDS, app
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT = 60
+
+# `crmops ARGS` in this interpreter, then the imported modules as JSON to the file named
+# by the first argument (stdout belongs to the command: MCP's protocol, the help text).
+RUNNER = """
+import json, sys
+from server.cli import main
+out, sys.argv = sys.argv[1], ["crmops", *sys.argv[2:]]
+try:
+    main()
+except SystemExit:
+    pass
+with open(out, "w") as handle:
+    json.dump(sorted(sys.modules), handle)
+"""
+
+HEAVY = (
+    "mcp",
+    "httpx",
+    "starlette",
+    "uvicorn",
+    "slack_bolt",
+    "slack_sdk",
+    "aiohttp",
+    "redis",
+    "psycopg",
+    "openpyxl",
+    "phonenumbers",
+    "pydantic_settings",
+)
+"""What `crmops errors` must not load: MCP, HTTP client or server, Slack, our backends..."""
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    },
+}
+MCP_SESSION = [
+    INITIALIZE,
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+]
+
+
+def loaded_by(tmp_path: Path, *args: str, stdin: str = "") -> tuple[set[str], str]:
+    """The top-level packages and modules `crmops ARGS` imported, and its stdout."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CRMOPS_", "SOCIALEPOCH_", "XIAOLANBEN_", "BANGWO8_", "SLACK_"))
+    }
+    env["PYTHONPATH"] = str(ROOT)
+    env["CRMOPS_DB"] = str(tmp_path / "crmops.db")
+    out = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(out), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=WAIT,
+        check=False,
+    )
+    assert out.exists(), done.stderr
+    modules: list[str] = json.loads(out.read_text(encoding="utf-8"))
+    return set(modules), done.stdout
+
+
+def packages(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def test_errors_loads_no_mcp_http_slack_backends_or_settings(tmp_path: Path) -> None:
+    modules, stdout = loaded_by(tmp_path, "errors", "502")
+    assert "socialepoch 502" in stdout
+    assert not packages(modules) & set(HEAVY)
+    assert not {"server.mcp_server", "server.cli_tools", "tools.settings"} & modules
+
+
+def test_help_lists_every_command_without_importing_one(tmp_path: Path) -> None:
+    modules, stdout = loaded_by(tmp_path, "--help")
+    for command in COMMANDS:
+        assert command.name in stdout
+        assert command.module not in modules
+    assert "slack" in stdout  # bots/ through the entry point: its help, not its bolt app
+    assert "Run the Slack bot" in stdout
+    assert not packages(modules) & {*HEAVY, "pydantic", "rich"}
+    assert not {"bots.app", "bots.run", "tools.settings"} & modules
+
+
+def test_each_commands_help_line_is_its_own(tmp_path: Path) -> None:
+    """The table's one-line help is the loaded command's own: they cannot drift apart."""
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    context = typer.Context(group)
+    for command in COMMANDS:
+        loaded = group.get_command(context, command.name)
+        assert loaded is not None, command.name
+        assert loaded.help is not None
+        assert loaded.help.splitlines()[0] == command.help
+
+
+def test_mcp_over_stdio_loads_no_sandbox_bulk_engine_or_backends(tmp_path: Path) -> None:
+    session = "".join(json.dumps(message) + "\n" for message in MCP_SESSION)
+    modules, stdout = loaded_by(tmp_path, "mcp", stdin=session)
+    answers = [json.loads(line) for line in stdout.splitlines()]
+    assert answers[-1]["id"] == 2
+    assert {tool["name"] for tool in answers[-1]["result"]["tools"]} >= {"lookup_error_code"}
+    # The MCP SDK imports starlette and uvicorn itself, even on stdio (sse-starlette), so
+    # only what crmops adds is checked: no simulator, nothing of HTTP serving or storage
+    # backends, no bulk engine or spreadsheet reader before the first import.
+    assert not {m for m in modules if m.startswith(("tools.sandbox", "tools.bulk"))}
+    assert not {"server.http_app", "tools.serving"} & modules
+    assert not packages(modules) & {"openpyxl", "redis", "psycopg", "slack_bolt", "aiohttp"}
+
+
+def test_a_dry_run_import_loads_no_sandbox_mcp_or_http_server(tmp_path: Path) -> None:
+    source = tmp_path / "customers.csv"
+    source.write_text("客户名称,企业名称\n云帆软件,深圳云帆软件有限公司\n", encoding="utf-8")
+    modules, stdout = loaded_by(
+        tmp_path, "import", str(source), "--vendor", "xiaolanben", "--dry-run", "--json"
+    )
+    assert json.loads(stdout)["valid"] == 1
+    assert not {m for m in modules if m.startswith("tools.sandbox")}
+    forbidden = {"mcp", "starlette", "uvicorn", "slack_bolt", "aiohttp", "openpyxl", "redis"}
+    assert not packages(modules) & forbidden
+
+
+@pytest.mark.parametrize("name", ["staff", "doctor", "sandbox", "slack"])
+def test_a_commands_help_loads_only_that_command(tmp_path: Path, name: str) -> None:
+    modules, stdout = loaded_by(tmp_path, name, "--help")
+    assert "Usage:" in stdout
+    others = {c.module for c in COMMANDS if c.name != name} - {
+        c.module for c in COMMANDS if c.name == name
+    }
+    assert not others & modules
