@@ -307,7 +307,7 @@ async def test_every_call_is_audited_with_who_and_no_secret(
     await bulk_import(services, source=path, vendor="socialepoch", store=store, actor=ACTOR)
 
     entries = await store.audit.recent()
-    assert [e.operation for e in entries] == ["bulk_import", "import_customers", "import_customers"]
+    assert [e.operation for e in entries] == ["bulk_import", "import_customer", "import_customer"]
     assert {e.actor for e in entries} == {ACTOR}
     assert sorted(len(e.sent["rows"]) for e in entries[1:]) == [50, 100]
     dump = await stored_text(store)

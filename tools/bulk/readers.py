@@ -24,8 +24,6 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
-import openpyxl
-
 from tools.errors import InputError, Problem
 
 FileFormat = Literal["csv", "tsv", "xlsx", "jsonl"]
@@ -139,6 +137,10 @@ def _csv_rows(path: Path, delimiter: str) -> Iterator[SourceRow]:
 
 
 def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[SourceRow]:
+    # openpyxl takes ~140 ms to import: only an XLSX import pays for it, not every process
+    # that loads the bulk engine (`crmops mcp`, the Slack bot).
+    import openpyxl  # noqa: PLC0415 - start-up cost
+
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
         if sheet is not None and sheet not in book.sheetnames:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tools.bulk.columns import CONTACTS, BulkVendor
+from tools.bulk.readers import FileFormat
 from tools.errors import InputError, Problem
 from tools.models import RecordOutcome
 from tools.services import Services
@@ -38,6 +39,11 @@ class ImportTarget(Protocol):
 
     vendor: BulkVendor
     batch_size: int
+    identity_field: str
+    """The field that identifies a customer to the vendor (named for a duplicate row)."""
+    sends_unknown_columns: bool
+    """True: a column that matches no field is sent as named (SocialEpoch's tenant extended
+    fields); False: `check_columns` refuses it."""
 
     @property
     def pace(self) -> float:
@@ -53,8 +59,16 @@ class ImportTarget(Protocol):
         is made now (a connection pool and a TLS context: tens of ms), not at the first send."""
         ...
 
+    def check_columns(self, unknown: Sequence[str], source_format: FileFormat) -> None:
+        """`InputError` when the input's columns that match no field cannot be sent."""
+        ...
+
     def prepare(self, record: Mapping[str, Any]) -> PreparedRow:
         """The record checked and in wire form; `InputError` listing its problems."""
+        ...
+
+    def identity_of(self, record: Mapping[str, Any]) -> str:
+        """What identifies `record` to the vendor, as written (for a record `prepare` refused)."""
         ...
 
     async def send(self, payloads: Sequence[Mapping[str, Any]]) -> list[RecordOutcome]:
@@ -67,6 +81,8 @@ class SocialEpochTarget:
     updates that customer)."""
 
     vendor: BulkVendor = "socialepoch"
+    identity_field = "whatsApp"
+    sends_unknown_columns = True
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -84,6 +100,12 @@ class SocialEpochTarget:
 
     def require(self) -> None:
         self._services.socialepoch  # noqa: B018 - made now, or ConfigurationError
+
+    def check_columns(self, unknown: Sequence[str], source_format: FileFormat) -> None:
+        pass  # 000: a column that is no standard field is a tenant extended field
+
+    def identity_of(self, record: Mapping[str, Any]) -> str:
+        return str(record.get("whatsApp") or "")
 
     def prepare(self, record: Mapping[str, Any]) -> PreparedRow:
         try:
@@ -118,6 +140,8 @@ class XiaolanbenTarget:
 
     vendor: BulkVendor = "xiaolanben"
     batch_size = XiaolanbenClient.MAX_BATCH
+    identity_field = "customerName"
+    sends_unknown_columns = False
 
     def __init__(self, services: Services, flags: ImportFlags | None = None) -> None:
         self._services = services
@@ -135,6 +159,25 @@ class XiaolanbenTarget:
 
     def require(self) -> None:
         self._services.xiaolanben  # noqa: B018 - made now, or ConfigurationError
+
+    def check_columns(self, unknown: Sequence[str], source_format: FileFormat) -> None:
+        if not unknown or source_format == "jsonl":
+            return  # a JSON line's other keys are left out
+        raise InputError(
+            [
+                Problem(
+                    name,
+                    "matches no Xiaolanben field: rename the column to a field name "
+                    "(customerName, entName, contact.phone, customizeField.<id>, ...) "
+                    "or map it (--map 'HEADER=FIELD')",
+                )
+                for name in unknown
+            ],
+            summary="unknown columns",
+        )
+
+    def identity_of(self, record: Mapping[str, Any]) -> str:
+        return next((str(record[k]) for k in ("entName", "customerName") if record.get(k)), "")
 
     def prepare(self, record: Mapping[str, Any]) -> PreparedRow:
         no_phone = _contacts_without_phone(record)

@@ -1,0 +1,249 @@
+"""What an import tells its caller: progress while it runs, the report when it ends (from
+the journal, earlier runs included), its audit record, and every row not imported as CSV::
+
+    meter = ProgressMeter(print)             # fed by the planning and the sending
+    report = await build_report(scope, counts, figures, rows_read=..., dry_run=False)
+    await export_rejections(scope, Path("rejects.csv"))
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tools.bulk.columns import BulkVendor
+from tools.bulk.run import RunScope
+from tools.storage.audit import AuditEntry, Outcome
+from tools.storage.journal import JournalCounts, Rejection
+
+REPORTED_REJECTIONS = 100
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    """Where an import stands: `done` of `total` rows settled (earlier runs included),
+    `failed` of them refused, `rate` rows per second in this run.
+
+    While the file is still being read as rows are sent, `total` counts the valid rows read
+    so far, and grows."""
+
+    phase: Literal["reading", "sending"]
+    done: int
+    total: int
+    failed: int
+    rate: float
+
+
+ProgressCallback = Callable[[ImportProgress], None]
+
+
+class RowProblem(BaseModel):
+    """A row that was not imported, and why."""
+
+    row: int = Field(description="row number in the file (header = 1) or JSON-lines line")
+    field: str = Field(description="the vendor field at fault; empty when the vendor said")
+    reason: str
+    identity: str = Field(default="", description="the row's whatsApp / customer name")
+    stage: Literal["input", "vendor"] = Field(
+        description="input: refused by crmops before sending; vendor: refused by the vendor"
+    )
+
+
+ImportStatus = Literal["ok", "partial", "dry_run"]
+
+
+class BulkImportReport(BaseModel):
+    """The whole import (every run of this file for this account), and this run."""
+
+    vendor: BulkVendor
+    source: str
+    fingerprint: str = Field(description="sha256 of the file and the column mapping")
+    dry_run: bool
+    run: int = Field(description="this run's number for this file (1 = first)")
+    status: ImportStatus = Field(
+        description="ok: every row confirmed; partial: rows rejected, failed or not yet "
+        "confirmed; dry_run: nothing sent"
+    )
+    rows_read: int = Field(description="data rows in the file")
+    valid: int = Field(description="rows that passed the checks")
+    rejected: int = Field(description="rows refused by the checks (not sent)")
+    confirmed: int = Field(description="rows the vendor confirmed")
+    created: int = 0
+    updated: int = 0
+    accepted: int = Field(default=0, description="confirmed without saying new or updated")
+    failed: int = Field(description="rows the vendor refused")
+    unknown: int = Field(description="rows sent whose answer never came: resend with resume")
+    pending: int = Field(description="rows not sent yet: send with resume")
+    requests: int = Field(description="vendor calls in this run (dry run: that would be made)")
+    rows_sent: int = Field(description="rows sent in this run")
+    seconds: float = Field(description="this run's duration")
+    send_seconds: float = Field(description="of which sending (from the first send)")
+    extended_columns: list[str] = Field(
+        default_factory=list, description="SocialEpoch columns sent as tenant extended fields"
+    )
+    problems: list[RowProblem] = Field(
+        default_factory=list, description=f"the first {REPORTED_REJECTIONS} rows not imported"
+    )
+    stopped: str | None = Field(default=None, description="why this run stopped early")
+    last_error: str | None = Field(
+        default=None, description="the last vendor failure in this run (its rows stay resumable)"
+    )
+    note: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.unknown == 0 and self.pending == 0
+
+
+@dataclass
+class RunFigures:
+    """What the sending of one run did, for its report."""
+
+    requests: int = 0
+    rows_sent: int = 0
+    send_seconds: float = 0.0
+    stopped: str | None = None
+    last_error: str | None = None
+    extended: list[str] = field(default_factory=list)
+    """Columns sent as tenant extended fields (SocialEpoch), found by the planning."""
+
+
+class ProgressMeter:
+    """Tells a `ProgressCallback` (if any) where the run stands. The planning reports rows
+    read until the sending starts; from then on the sending reports rows settled."""
+
+    def __init__(self, callback: ProgressCallback | None) -> None:
+        self._callback = callback
+        self._started = time.monotonic()
+        self._sending = False
+        self._total = self._settled = self._failed = self._settled_now = 0
+
+    def read(self, rows: int) -> None:
+        """`rows` read from the file so far (told only before anything is sent)."""
+        if not self._sending:
+            self._tell("reading", rows, 0, 0, rows)
+
+    def planned(self, valid: int) -> None:
+        """`valid` rows journaled by this run's planning so far: the total can only grow."""
+        self._total = max(self._total, valid)
+
+    def sending(self, counts: JournalCounts) -> None:
+        """The sending starts, from the journal as it stands."""
+        self._sending, self._started = True, time.monotonic()
+        self._settled, self._failed = counts.settled, counts.failed
+        self._total = max(self._total, counts.valid)
+
+    def settled(self, rows: int, *, failed: int) -> None:
+        """`rows` more settled in this run, `failed` of them refused."""
+        self._settled_now += rows
+        self._settled += rows
+        self._failed += failed
+        self._tell("sending", self._settled, self._total, self._failed, self._settled_now)
+
+    def _tell(
+        self, phase: Literal["reading", "sending"], done: int, total: int, failed: int, now: int
+    ) -> None:
+        if self._callback is None:
+            return
+        rate = now / max(time.monotonic() - self._started, 1e-9)
+        self._callback(ImportProgress(phase, done, total, failed, rate))
+
+
+async def build_report(
+    scope: RunScope,
+    counts: JournalCounts,
+    figures: RunFigures,
+    *,
+    rows_read: int,
+    seconds: float,
+    dry_run: bool,
+    note: str | None,
+) -> BulkImportReport:
+    """The report of the whole import from `counts` (the journal now), and of this run."""
+    partial = counts.rejected or counts.failed or counts.pending or counts.sent
+    batch = scope.target.batch_size
+    return BulkImportReport(
+        vendor=scope.target.vendor,
+        source=scope.source.name,
+        fingerprint=scope.key.fingerprint,
+        dry_run=dry_run,
+        run=scope.number,
+        status="dry_run" if dry_run else "partial" if partial else "ok",
+        rows_read=rows_read,
+        valid=counts.valid,
+        rejected=counts.rejected,
+        confirmed=counts.confirmed,
+        created=counts.statuses.get("created", 0),
+        updated=counts.statuses.get("updated", 0),
+        accepted=counts.statuses.get("accepted", 0),
+        failed=counts.failed,
+        unknown=0 if dry_run else counts.sent,
+        pending=counts.pending + (counts.sent if dry_run else 0),
+        requests=-(-counts.valid // batch) if dry_run else figures.requests,
+        rows_sent=figures.rows_sent,
+        seconds=round(seconds, 3),
+        send_seconds=round(figures.send_seconds, 3),
+        extended_columns=figures.extended,
+        problems=await _first_problems(scope),
+        stopped=figures.stopped,
+        last_error=figures.last_error,
+        note=note,
+    )
+
+
+async def record_run(scope: RunScope, report: BulkImportReport) -> None:
+    """The run's audit record: its counts, `ok` only when every row is confirmed."""
+    outcome: Outcome = "ok" if report.status == "ok" else "partial"
+    summary = report.model_dump(include={"rows_read", "valid", "rejected", "confirmed"})
+    summary |= report.model_dump(include={"failed", "unknown", "pending", "requests"})
+    await scope.store.audit.record(
+        AuditEntry(
+            actor=scope.actor,
+            vendor=scope.target.vendor,
+            operation="bulk_import",
+            target=scope.label,
+            sent={"fingerprint": scope.key.fingerprint, **summary},
+            outcome=outcome,
+            error=report.stopped,
+        )
+    )
+
+
+async def export_rejections(scope: RunScope, path: Path) -> int:
+    """Write every row not imported to `path` (CSV, UTF-8 with BOM for Excel); the count."""
+    count = 0
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "field", "reason", "identity", "stage"])
+        async for rejection in scope.journal.rejections(scope.import_id):
+            problem = _problem(rejection)
+            writer.writerow(
+                [problem.row, problem.field, problem.reason, problem.identity, problem.stage]
+            )
+            count += 1
+    return count
+
+
+async def _first_problems(scope: RunScope) -> list[RowProblem]:
+    problems: list[RowProblem] = []
+    async for rejection in scope.journal.rejections(scope.import_id):
+        if len(problems) >= REPORTED_REJECTIONS:
+            break
+        problems.append(_problem(rejection))
+    return problems
+
+
+def _problem(rejection: Rejection) -> RowProblem:
+    return RowProblem(
+        row=rejection.number,
+        field=rejection.field,
+        reason=rejection.reason,
+        identity=rejection.identity,
+        stage=rejection.stage,
+    )
