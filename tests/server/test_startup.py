@@ -14,6 +14,7 @@ import pytest
 import typer
 
 from server.cli import COMMANDS, app
+from tests.server.mcp_http import INITIALIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 60
@@ -48,16 +49,6 @@ HEAVY = (
 )
 """What `crmops errors` must not load: MCP, HTTP client or server, Slack, our backends..."""
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "test", "version": "1"},
-    },
-}
 MCP_SESSION = [
     INITIALIZE,
     {"jsonrpc": "2.0", "method": "notifications/initialized"},
