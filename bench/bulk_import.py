@@ -23,7 +23,8 @@ The figures still depend on the machine's load: the script prints the load avera
 
 What each figure measures:
 - requests: requests the simulator received during the import (refused ones included).
-- wall: the whole `bulk_import` call: reading and journaling the file, then sending.
+- wall: the whole `bulk_import` call: reading and journaling the file, and sending, which
+  starts once the first rows are journaled.
 - sending: from the engine's first send to the last answer journaled (`send_seconds`).
 - req/s ("achieved requests/s"): requests / sending. Its ratio to the 50/s ceiling is the
   target figure. A job of N requests at latency L cannot beat N / ((N-1)/50 + L), even with

@@ -13,7 +13,6 @@ import asyncio
 from pathlib import Path
 
 from bots.app import build_app
-from bots.sandbox import serve_with_fake_slack
 from bots.serving import build_http_app, serve_http, socket_mode_handler
 from bots.settings import AccessSettings, SlackSettings
 from tools.services import Services
@@ -37,6 +36,10 @@ def run_bot(
     settings = Settings.load(env_file=settings_file)
     access = AccessSettings.load(env_file=settings_file)
     if sandbox:
+        # Only `--sandbox` loads the simulators' stack and the fake Slack: a production bot
+        # never imports them (tests/test_layers.py).
+        from bots.sandbox import serve_with_fake_slack  # noqa: PLC0415
+
         asyncio.run(
             serve_with_fake_slack(
                 slack_settings, settings, access, host=host, port=port, fake_port=fake_slack_port

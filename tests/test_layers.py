@@ -84,6 +84,20 @@ def _import_nodes_of(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
         yield from _import_nodes(node)
 
 
+def _load_time_import_nodes(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The imports that run when the module is imported: not those inside a function."""
+    for node in _import_nodes(tree):
+        if not _inside_function(tree, node):
+            yield node
+
+
+def _inside_function(tree: ast.AST, target: ast.AST) -> bool:
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+    return any(
+        target in ast.walk(node) for node in ast.walk(tree) if isinstance(node, functions)
+    )
+
+
 def _targets(node: ast.Import | ast.ImportFrom, known: dict[str, Path]) -> Iterator[str]:
     """The first-party modules an import statement loads (a `from pkg import mod` is `pkg.mod`)."""
     if isinstance(node, ast.Import):
@@ -100,14 +114,34 @@ def _targets(node: ast.Import | ast.ImportFrom, known: dict[str, Path]) -> Itera
 
 
 @cache
-def imports() -> dict[str, frozenset[str]]:
-    """Each first-party module and the first-party modules it imports."""
+def imports(*, load_time_only: bool = False) -> dict[str, frozenset[str]]:
+    """Each first-party module and the first-party modules it imports (`load_time_only`:
+    only those that importing the module runs)."""
     known = modules()
+    walk = _load_time_import_nodes if load_time_only else _import_nodes
     graph = {}
     for name, path in known.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        graph[name] = frozenset(t for n in _import_nodes(tree) for t in _targets(n, known))
+        graph[name] = frozenset(t for n in walk(tree) for t in _targets(n, known))
     return graph
+
+
+def _is_sandbox(module: str) -> bool:
+    """A module of the sandbox: `tools.sandbox…`, `server.sandbox…`, `server.cli_sandbox`,
+    `bots.sandbox` and the fake Slack it serves."""
+    return any("sandbox" in part for part in module.split(".")) or module == "bots.fake_slack"
+
+
+def _loaded_with(module: str) -> set[str]:
+    """Every first-party module that importing `module` loads, itself included."""
+    graph = imports(load_time_only=True)
+    seen, todo = {module}, [module]
+    while todo:
+        for target in graph[todo.pop()]:
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
 
 
 def layer(module: str) -> int:
@@ -148,14 +182,26 @@ def test_server_and_bots_never_import_each_other() -> None:
 
 def test_only_the_sandbox_imports_the_simulators() -> None:
     """What `crmops mcp`, `slack`, `import` and the tool commands load never reaches a simulator:
-    only modules of the sandbox itself (`tools.sandbox`, `server.sandbox…`, `bots.sandbox…`)
-    import it."""
+    only modules of the sandbox itself (`_is_sandbox`) import it."""
     leaks = [
         f"{source} imports {target}"
         for source, target in _edges()
-        if target.startswith("tools.sandbox") and "sandbox" not in source.split(".")
+        if target.startswith("tools.sandbox") and not _is_sandbox(source)
     ]
     assert leaks == []
+
+
+def test_no_production_module_loads_the_sandbox() -> None:
+    """`crmops slack`, `mcp`, `import` and the tool commands never load a simulator or the
+    fake Slack: importing any module outside the sandbox loads none (a sandbox module may be
+    imported inside a function that only the sandbox runs, as `bots.run` does)."""
+    production = [name for name in modules() if not _is_sandbox(name)]
+    leaks = {
+        name: sorted(filter(_is_sandbox, _loaded_with(name)))
+        for name in production
+        if any(map(_is_sandbox, _loaded_with(name)))
+    }
+    assert leaks == {}
 
 
 def test_every_vendor_folder_holds_the_same_files() -> None:
