@@ -35,12 +35,11 @@ from bots.commands import (
     SUBCOMMANDS,
     Command,
     CommandError,
-    CustomerCommand,
     ErrorCommand,
     HelpCommand,
     ImportCommand,
-    StaffCommand,
     TicketCommand,
+    ToolCommand,
     parse_command,
 )
 from bots.confirmations import (
@@ -55,11 +54,9 @@ from bots.imports import ImportFlow
 from bots.replies import Caller, answer, reply, send
 from bots.settings import AccessSettings, SlackSettings
 from bots.tickets import TicketFlow
-from tools.customers import query_customer
 from tools.errors import InputError
 from tools.lookup import lookup_error_code
 from tools.services import Services
-from tools.staff import list_staff
 
 log = logging.getLogger("crmops.slack")
 
@@ -230,7 +227,7 @@ class CrmBot:
     ) -> None:
         match command:
             case HelpCommand():
-                await ack(**blocks.help_message())
+                await ack(**blocks.help_message(SUBCOMMANDS.values()))
             case ErrorCommand(code=code, vendor=vendor):
                 # The catalog is local: answer in the ack itself.
                 try:
@@ -238,22 +235,14 @@ class CrmBot:
                     await ack(**blocks.lookup_message(result))
                 except InputError as exc:
                     await ack(**blocks.failure_message(exc, doing="look up this error"))
-            case StaffCommand(search=search):
+            case ToolCommand(arguments=arguments):
                 await ack()
-                await reply(respond, "list the staff", lambda: self._staff(search))
-            case CustomerCommand(whatsapp=whatsapp):
-                await ack()
-                await reply(respond, "look up the customer", lambda: self._customer(whatsapp))
+                read = command.subcommand
+                await reply(respond, read.doing, lambda: read.answer(self.services, arguments))
             case TicketCommand():
                 await self.tickets.ask(command, caller, ack, str(body.get("response_url", "")))
             case ImportCommand():
                 await self.imports.open(command, ack, body, client)
-
-    async def _staff(self, search: str | None) -> blocks.Message:
-        return blocks.staff_message(await list_staff(self.services, search=search), search)
-
-    async def _customer(self, whatsapp: str) -> blocks.Message:
-        return blocks.customer_message(await query_customer(self.services, whatsapp=whatsapp))
 
     # --- buttons ---------------------------------------------------------------------------
     async def on_confirm(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

@@ -6,24 +6,31 @@ by people or vendors are escaped (`&`, `<`, `>`) and cut to Slack's limits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
-from bots.commands import SUBCOMMANDS
+from pydantic import BaseModel
+
 from tools.customers import CustomerQuery
 from tools.errors import CrmopsError
 from tools.lookup import ErrorLookup, render_text
 from tools.staff import StaffList
-from tools.tickets import CreatedTicket
+from tools.text import one_line
+from tools.tickets import CreatedTicket, TicketList
 
 Block = dict[str, Any]
 Message = dict[str, Any]
+Asked = Mapping[str, Any]
+"""The keyword arguments a tool was called with, as a renderer receives them."""
 
 CONFIRM_ACTION = "crm_confirm"
 CANCEL_ACTION = "crm_cancel"
 SECTION_LIMIT = 3000  # Slack: a section's text
 TEXT_LIMIT = 3000  # our cap for a message's fallback text
 MAX_LIST_ITEMS = 20
+MAX_BLOCKS = 50  # Slack: blocks in one message
+LINE_LIMIT = 300  # our cap for one item's line in a list
 
 
 def escape(text: str) -> str:
@@ -60,21 +67,38 @@ def message(text: str, blocks: Sequence[Block] | None = None) -> Message:
     return {"text": cut(text, TEXT_LIMIT), "blocks": list(blocks or [section(text)])}
 
 
-def help_message() -> Message:
-    lines = [
-        f"*`{sub.usage}`*\n{sub.summary}. Example: `{sub.example}`" for sub in SUBCOMMANDS.values()
-    ]
+class Documented(Protocol):
+    """What `/crm help` shows of a subcommand (`bots.commands.Subcommand` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def usage(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def example(self) -> str: ...
+    @property
+    def writes(self) -> bool: ...
+
+
+def help_message(subcommands: Iterable[Documented]) -> Message:
+    """`/crm help`: each subcommand's usage, summary and example, in the order given."""
+    listed = list(subcommands)
+    lines = [f"*`{sub.usage}`*\n{sub.summary}. Example: `{sub.example}`" for sub in listed]
     blocks = [section("*crmops* — SocialEpoch, Xiaolanben and Bangwo8 from Slack")]
     blocks += [section(line) for line in lines]
-    blocks.append(context("Writes (ticket, import) ask you to confirm first."))
-    return message("crmops: /crm help, error, staff, customer, ticket, import", blocks)
+    writes = ", ".join(sub.name for sub in listed if sub.writes)
+    blocks.append(context(f"Writes ({writes}) ask you to confirm first."))
+    return message("crmops: /crm " + ", ".join(sub.name for sub in listed), blocks)
 
 
 def lookup_message(result: ErrorLookup) -> Message:
     return message(f"```{escape(render_text(result))}```")
 
 
-def staff_message(result: StaffList, search: str | None) -> Message:
+def staff_message(result: StaffList, asked: Asked) -> Message:
+    search = asked.get("search")
     what = f"matching *{escape(search)}*" if search else "in Xiaolanben"
     if not result.staff:
         return message(f"No staff {what}.")
@@ -90,7 +114,8 @@ def staff_message(result: StaffList, search: str | None) -> Message:
     return message(head, [section(f"*{head}*"), section("\n".join(lines))])
 
 
-def customer_message(result: CustomerQuery) -> Message:
+def customer_message(result: CustomerQuery, asked: Asked) -> Message:
+    """The customers found; `asked` is not needed: the result names the numbers not found."""
     if not result.customers:
         numbers = ", ".join(result.not_found)
         return message(f"No SocialEpoch customer has WhatsApp number {escape(numbers)}.")
@@ -109,6 +134,84 @@ def customer_message(result: CustomerQuery) -> Message:
         blocks.append(section(f"*WhatsApp {escape(record.whatsapp)}*\n" + "\n".join(lines)))
     first = result.customers[0]
     return message(f"SocialEpoch customer {first.whatsapp}: {first.friend_name or ''}", blocks)
+
+
+def tickets_message(result: TicketList, asked: Asked) -> Message:
+    """A page of Bangwo8 tickets, one line each: id, subject, status, created time."""
+    if not result.tickets:
+        return message("No Bangwo8 tickets.")
+    lines = [
+        cut(
+            f"`#{ticket.id}` *{escape(one_line(ticket.subject))}*"
+            f"  status {escape(str(ticket.status or '—'))}"
+            f" · created {_when(ticket.created_at)}",
+            LINE_LIMIT,
+        )
+        for ticket in result.tickets[:MAX_LIST_ITEMS]
+    ]
+    shown = min(len(result.tickets), MAX_LIST_ITEMS)
+    newest = "newest " if asked.get("created_order") == "desc" else ""
+    head = f"The {shown} {newest}of {result.count} Bangwo8 tickets"
+    return message(head, [section(f"*{head}*"), section("\n".join(lines))])
+
+
+def result_message(title: str, result: BaseModel) -> Message:
+    """Any tool result, readably: `title`, the result's plain fields as `*name:* value`
+    lines, then each list field as at most `MAX_LIST_ITEMS` lines (one an item) saying how
+    many more there are. Within Slack's limits whatever the result."""
+    plain: list[tuple[str, str]] = []
+    lists: list[Block] = []
+    for name, value in result:
+        if isinstance(value, list):
+            lists += [section(text) for text in _packed(_list_lines(_label(name), value))]
+        elif value is not None and value != {}:
+            plain.append((_label(name), _shown(value)))
+    head = "\n".join([f"*{escape(title)}*", *(f"*{key}:* {text}" for key, text in plain)])
+    blocks = [section(head), *lists][:MAX_BLOCKS]
+    return message(f"{title}: " + ", ".join(f"{key} {text}" for key, text in plain), blocks)
+
+
+def _list_lines(label: str, items: list[Any]) -> list[str]:
+    lines = [f"*{label}* ({len(items)})"]
+    lines += [cut(_shown(item), LINE_LIMIT) for item in items[:MAX_LIST_ITEMS]] or ["none"]
+    if len(items) > MAX_LIST_ITEMS:
+        lines.append(f"… and {len(items) - MAX_LIST_ITEMS} more")
+    return lines
+
+
+def _packed(lines: list[str]) -> list[str]:
+    """`lines` in as few texts as fit a section each (every line is under the limit)."""
+    texts = [lines[0]]
+    for line in lines[1:]:
+        if len(texts[-1]) + 1 + len(line) > SECTION_LIMIT:
+            texts.append(line)
+        else:
+            texts[-1] += "\n" + line
+    return texts
+
+
+def _shown(value: Any) -> str:
+    """A value on one escaped line: a model or mapping as `name value · name value`."""
+    if isinstance(value, BaseModel):
+        value = dict(value)
+    if isinstance(value, Mapping):
+        shown = ((escape(_label(str(key))), _shown(item)) for key, item in value.items())
+        return " · ".join(f"{key} {text}" for key, text in shown if text)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return _when(value)
+    if isinstance(value, list):
+        return ", ".join(_shown(item) for item in value)
+    return escape(one_line(str(value))) if value is not None else ""
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(sep=" ", timespec="minutes") if moment else "—"
 
 
 def ticket_confirmation(

@@ -2,6 +2,14 @@
 
     parse_command('ticket "无法登录" "客户说登录页报错 502" --priority 2')
     # TicketCommand(subject='无法登录', message='客户说登录页报错 502', priority='2')
+    parse_command("staff 王")
+    # ToolCommand(name='staff', arguments={'search': '王'})
+
+A read-only tool's subcommand is one `ToolSubcommand` row in `SUBCOMMANDS`: its help, its
+row of the tool table, the tool function, how the words after its name become the
+function's keyword arguments (`no_words`, `rest_as`, or any `ArgumentReader`) and how its
+result is shown (a `bots.blocks` renderer; by default `blocks.result_message`). The bot
+runs every such row the same way; writes (`ticket`, `import`) have flows of their own.
 
 Quotes may be straight or typographic (Slack clients often turn " into “ ”).
 """
@@ -9,23 +17,50 @@ Quotes may be straight or typographic (Slack clients often turn " into “ ”).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar
 
+from pydantic import BaseModel
+
+from bots.blocks import (
+    Asked,
+    Message,
+    customer_message,
+    result_message,
+    staff_message,
+    tickets_message,
+)
 from tools.catalog import VENDORS, Vendor
+from tools.customers import query_customer
 from tools.errors import CrmopsError
+from tools.services import Services
+from tools.staff import list_staff
 from tools.table import (
     CREATE_TICKET,
     IMPORT_CUSTOMER,
     LIST_STAFF,
+    LIST_TICKETS,
     LOOKUP_ERROR_CODE,
     QUERY_CUSTOMER,
     ToolRow,
 )
+from tools.tickets import list_tickets
 
 ImportVendor = Literal["socialepoch", "xiaolanben"]
 IMPORT_VENDORS: tuple[ImportVendor, ...] = ("socialepoch", "xiaolanben")
 TICKET_OPTIONS = ("priority", "type", "description")
+NEWEST_TICKETS = 10
+
+Arguments = dict[str, Any]
+ArgumentReader = Callable[[list[str]], Arguments]
+"""The words after a subcommand's name → its tool's keyword arguments; raises
+`CommandError(problem)` for words that do not fit (`parse_command` adds the usage)."""
+R = TypeVar("R", bound=BaseModel)
+
+
+class CommandError(CrmopsError):
+    """Text that is not a valid `/crm` command; the message says how to write it."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +82,60 @@ class Subcommand:
         return self.tool is not None and self.tool.writes
 
 
+def no_words(**fixed: Any) -> ArgumentReader:
+    """Nothing may follow the subcommand's name; the tool is called with `fixed`."""
+
+    def read(words: list[str]) -> Arguments:
+        if words:
+            raise CommandError(f"Nothing goes after the subcommand (got `{' '.join(words)}`).")
+        return dict(fixed)
+
+    return read
+
+
+def rest_as(name: str, *, join: str = " ", give: str | None = None) -> ArgumentReader:
+    """The words after the subcommand's name, joined by `join`, as the argument `name`:
+    left out when there are none, unless `give` is set, the sentence asking for it."""
+
+    def read(words: list[str]) -> Arguments:
+        if words:
+            return {name: join.join(words)}
+        if give is not None:
+            raise CommandError(give)
+        return {}
+
+    return read
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolSubcommand(Subcommand, Generic[R]):
+    """A read-only tool's subcommand: parsed, run and shown by one generic path.
+
+    `run` is the tool function, called as `run(services, **arguments)` with what
+    `arguments` reads from the words after the name; `message(result, arguments)` shows
+    its result (default: `blocks.result_message` under the tool's title). `doing` finishes
+    "Could not …" when the call fails.
+    """
+
+    tool: ToolRow
+    run: Callable[..., Awaitable[R]]
+    doing: str
+    arguments: ArgumentReader = field(default_factory=no_words)
+    message: Callable[[R, Asked], Message] | None = None
+
+    def __post_init__(self) -> None:
+        if self.tool.writes:
+            # A write needs a confirmation flow; this path would run it at once.
+            raise ValueError(f"/crm {self.name}: {self.tool.name} writes; give it a flow")
+
+    async def answer(self, services: Services, arguments: Arguments) -> Message:
+        """Run the tool with `arguments` and show its result; raises what the tool raises."""
+        result = await self.run(services, **arguments)
+        if self.message is None:
+            return result_message(self.tool.title, result)
+        return self.message(result, arguments)
+
+
 SUBCOMMANDS: dict[str, Subcommand] = {
     each.name: each
     for each in (
@@ -58,19 +147,39 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             "/crm error 502 socialepoch",
             LOOKUP_ERROR_CODE,
         ),
-        Subcommand(
+        ToolSubcommand(
             "staff",
             "/crm staff [name or mobile]",
             "Xiaolanben staff: id, name, mobile, department",
             "/crm staff 王",
-            LIST_STAFF,
+            tool=LIST_STAFF,
+            run=list_staff,
+            doing="list the staff",
+            arguments=rest_as("search"),
+            message=staff_message,
         ),
-        Subcommand(
+        ToolSubcommand(
             "customer",
             "/crm customer <whatsapp number>",
             "a SocialEpoch customer by WhatsApp number",
             "/crm customer 8618221733141",
-            QUERY_CUSTOMER,
+            tool=QUERY_CUSTOMER,
+            run=query_customer,
+            doing="look up the customer",
+            # People paste numbers with spaces: "+86 182 2173 3141".
+            arguments=rest_as("whatsapp", join="", give="Give the customer's WhatsApp number."),
+            message=customer_message,
+        ),
+        ToolSubcommand(
+            "tickets",
+            "/crm tickets",
+            f"the {NEWEST_TICKETS} newest Bangwo8 helpdesk tickets: id, subject, status, created",
+            "/crm tickets",
+            tool=LIST_TICKETS,
+            run=list_tickets,
+            doing="list the tickets",
+            arguments=no_words(created_order="desc", limit=NEWEST_TICKETS),
+            message=tickets_message,
         ),
         Subcommand(
             "ticket",
@@ -88,10 +197,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         ),
     )
 }
-
-
-class CommandError(CrmopsError):
-    """Text that is not a valid `/crm` command; the message says how to write it."""
+TOOL_SUBCOMMANDS: dict[str, ToolSubcommand[Any]] = {
+    name: sub for name, sub in SUBCOMMANDS.items() if isinstance(sub, ToolSubcommand)
+}
 
 
 @dataclass(frozen=True)
@@ -107,15 +215,15 @@ class ErrorCommand:
 
 
 @dataclass(frozen=True)
-class StaffCommand:
-    search: str | None = None
-    name: Literal["staff"] = "staff"
+class ToolCommand:
+    """A `ToolSubcommand` asked for, with the keyword arguments its tool is called with."""
 
+    name: str
+    arguments: Arguments = field(default_factory=dict)
 
-@dataclass(frozen=True)
-class CustomerCommand:
-    whatsapp: str
-    name: Literal["customer"] = "customer"
+    @property
+    def subcommand(self) -> ToolSubcommand[Any]:
+        return TOOL_SUBCOMMANDS[self.name]
 
 
 @dataclass(frozen=True)
@@ -132,9 +240,7 @@ class ImportCommand:
     name: Literal["import"] = "import"
 
 
-Command = (
-    HelpCommand | ErrorCommand | StaffCommand | CustomerCommand | TicketCommand | ImportCommand
-)
+Command = HelpCommand | ErrorCommand | ToolCommand | TicketCommand | ImportCommand
 
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "「": '"', "」": '"'})
 
@@ -147,10 +253,8 @@ def parse_command(text: str) -> Command:
     name, args = words[0].lower(), words[1:]
     if name == "error":
         return _error(args)
-    if name == "staff":
-        return StaffCommand(search=" ".join(args) or None)
-    if name == "customer":
-        return _customer(args)
+    if name in TOOL_SUBCOMMANDS:
+        return _tool(name, args)
     if name == "ticket":
         return _ticket(args)
     if name == "import":
@@ -180,11 +284,11 @@ def _error(args: list[str]) -> ErrorCommand:
     return ErrorCommand(code=" ".join(args))
 
 
-def _customer(args: list[str]) -> CustomerCommand:
-    if not args:
-        raise _usage("customer", "Give the customer's WhatsApp number.")
-    # People paste numbers with spaces: "+86 182 2173 3141".
-    return CustomerCommand(whatsapp="".join(args))
+def _tool(name: str, args: list[str]) -> ToolCommand:
+    try:
+        return ToolCommand(name, TOOL_SUBCOMMANDS[name].arguments(args))
+    except CommandError as exc:
+        raise _usage(name, str(exc)) from None
 
 
 def _ticket(args: list[str]) -> TicketCommand:

@@ -6,6 +6,9 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
+
+from bots.commands import SUBCOMMANDS, TOOL_SUBCOMMANDS, ToolSubcommand, no_words
 from tests.bots.conftest import (
     CHANNEL,
     READER,
@@ -19,6 +22,8 @@ from tests.bots.conftest import (
 from tests.bots.waiting import wait_until
 from tests.sandbox_fixtures import SECRETS, Sandbox
 from tools.storage.store import Store
+from tools.table import LIST_TICKETS
+from tools.tickets import list_tickets
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -71,7 +76,7 @@ async def test_help_lists_every_subcommand_in_the_ack(endpoint: SlackEndpoint) -
     response = await endpoint.command("help")
     assert response.status_code == 200
     text = _text(response.json())
-    for name in ("error", "staff", "customer", "ticket", "import"):
+    for name in ("error", "staff", "customer", "tickets", "ticket", "import"):
         assert f"/crm {name}" in text
 
 
@@ -129,6 +134,55 @@ async def test_customer_is_shown_by_whatsapp_number(
     text = _text(endpoint.fake.hook_posts["cmd"][0])
     assert number in text
     assert str(record.get("friendName")) in text
+
+
+async def test_tickets_lists_the_newest_bangwo8_tickets(
+    endpoint: SlackEndpoint, sandbox: Sandbox
+) -> None:
+    sandbox.bangwo8.seed()
+    ids = {stored["subject"]: ticket_id for ticket_id, stored in sandbox.bangwo8.tickets.items()}
+    response = await endpoint.command("tickets", user=READER)
+    assert response.status_code == 200
+    await wait_until(lambda: bool(endpoint.fake.hook_posts["cmd"]))
+    text = _text(endpoint.fake.hook_posts["cmd"][0])
+    assert "The 10 newest of 12 Bangwo8 tickets" in text
+    newest, second = f"`#{ids['合同续签咨询']}` *合同续签咨询*", f"#{ids['微信渠道消息延迟']}"
+    assert f"{newest}  status 1 · created 20" in text
+    assert text.index(newest) < text.index(second)
+    # The two oldest of the twelve are past the first ten.
+    assert "产品咨询" not in text
+    assert "发票开具申请" not in text
+
+
+async def test_a_read_row_without_a_renderer_is_shown_by_the_generic_one(
+    endpoint: SlackEndpoint, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row = ToolSubcommand(
+        "alltickets",
+        "/crm alltickets",
+        "up to 100 Bangwo8 tickets",
+        "/crm alltickets",
+        tool=LIST_TICKETS,
+        run=list_tickets,
+        doing="list every ticket",
+        arguments=no_words(limit=100),
+    )
+    monkeypatch.setitem(SUBCOMMANDS, row.name, row)
+    monkeypatch.setitem(TOOL_SUBCOMMANDS, row.name, row)
+    for _ in range(3):
+        sandbox.bangwo8.seed()
+    assert "/crm alltickets" in _text((await endpoint.command("help", hook="help")).json())
+    await endpoint.command("alltickets", user=READER)
+    await wait_until(lambda: bool(endpoint.fake.hook_posts["cmd"]))
+    answer = endpoint.fake.hook_posts["cmd"][0]
+    assert answer["text"] == "List Bangwo8 tickets: count 36, page 1, more available no"
+    text = _text(answer)
+    assert "*List Bangwo8 tickets*\n*count:* 36\n*page:* 1\n*more available:* no" in text
+    first = min(sandbox.bangwo8.tickets)
+    assert f"*tickets* (36)\nid {first} · subject 产品咨询 · description 你好" in text
+    assert text.endswith("… and 16 more")
+    assert len(answer["blocks"]) <= 50
+    assert all(len(block["text"]["text"]) <= 3000 for block in answer["blocks"])
 
 
 async def test_a_vendor_error_is_shown_with_its_meaning(

@@ -10,12 +10,11 @@ from bots.access import AccessPolicy
 from bots.app import build_app
 from bots.commands import (
     CommandError,
-    CustomerCommand,
     ErrorCommand,
     HelpCommand,
     ImportCommand,
-    StaffCommand,
     TicketCommand,
+    ToolCommand,
     parse_command,
 )
 from bots.confirmations import Confirmation, ConfirmationRefusedError, MemoryConfirmationStore
@@ -32,9 +31,10 @@ from tools.settings import Settings
         ("error 502", ErrorCommand(code="502")),
         ("error 401 Bangwo8", ErrorCommand(code="401", vendor="bangwo8")),
         ("error timestamp timeout", ErrorCommand(code="timestamp timeout")),
-        ("staff", StaffCommand()),
-        ("staff 王 小明", StaffCommand(search="王 小明")),
-        ("customer +86 182 2173 3141", CustomerCommand(whatsapp="+8618221733141")),
+        ("staff", ToolCommand("staff")),
+        ("staff 王 小明", ToolCommand("staff", {"search": "王 小明"})),
+        ("customer +86 182 2173 3141", ToolCommand("customer", {"whatsapp": "+8618221733141"})),
+        ("Tickets", ToolCommand("tickets", {"created_order": "desc", "limit": 10})),
         (
             "ticket “无法登录” “报错 502” --priority 2",
             TicketCommand(subject="无法登录", message="报错 502", options={"priority": "2"}),
@@ -56,6 +56,8 @@ def test_commands_are_parsed(text: str, expected: object) -> None:
         ('ticket "a" "b" --urgent 1', "Unknown option `--urgent`"),
         ('ticket "a" "b" --priority', "`--priority` needs a value"),
         ("customer", "Usage: `/crm customer"),
+        ("customer", "Give the customer's WhatsApp number."),
+        ("tickets open", "Usage: `/crm tickets"),
         ("import bangwo8", "socialepoch or xiaolanben"),
         ("error", "Usage: `/crm error"),
     ],
