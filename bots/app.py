@@ -205,7 +205,8 @@ class CrmBot:
         try:
             command = parse_command(str(body.get("text", "")))
         except CommandError as exc:
-            await ack(**blocks.notice(str(exc)))
+            # It may quote what was typed (`/crm <!channel>`): never let Slack read it as markup.
+            await ack(**blocks.notice(blocks.escape(str(exc))))
             return
         refusal = await self.access.refusal(SUBCOMMANDS[command.name], caller)
         if refusal is not None:

@@ -133,7 +133,9 @@ def customer_message(result: CustomerQuery, asked: Asked) -> Message:
         lines += [f"*{key}:* {escape(str(value))}" for key, value in record.extended_fields.items()]
         blocks.append(section(f"*WhatsApp {escape(record.whatsapp)}*\n" + "\n".join(lines)))
     first = result.customers[0]
-    return message(f"SocialEpoch customer {first.whatsapp}: {first.friend_name or ''}", blocks)
+    # The fallback text is read as mrkdwn too: a stored name of `<!channel>` would ping everyone.
+    fallback = f"SocialEpoch customer {first.whatsapp}: {first.friend_name or ''}"
+    return message(escape(fallback), blocks)
 
 
 def tickets_message(result: TicketList, asked: Asked) -> Message:

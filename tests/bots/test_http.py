@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -315,3 +316,24 @@ async def test_a_repeated_delivery_is_handled_once(
     assert (first.status_code, again.status_code) == (200, 200)
     await wait_until(lambda: bool(endpoint.fake.hook_posts["dup"]))
     assert sandbox.xiaolanben.counters["requests"] == 1
+
+
+async def test_a_stored_name_cannot_ping_the_channel(
+    endpoint: SlackEndpoint, sandbox: Sandbox
+) -> None:
+    """Slack reads `<!channel>` in a message's fallback text as well as in its blocks."""
+    sandbox.socialepoch.seed()
+    number, record = next(iter(sandbox.socialepoch.customers.items()))
+    record["friendName"] = "<!channel> 客户"
+    await endpoint.command(f"customer +{number}")
+    await wait_until(lambda: bool(endpoint.fake.hook_posts["cmd"]))
+    posted = endpoint.fake.hook_posts["cmd"][0]
+    assert "&lt;!channel&gt; 客户" in posted["text"]
+    assert "<!channel>" not in json.dumps(posted, ensure_ascii=False)
+
+
+async def test_an_unknown_subcommand_is_not_echoed_as_markup(endpoint: SlackEndpoint) -> None:
+    response = await endpoint.command("<!channel> hello")
+    assert response.status_code == 200
+    assert "Unknown subcommand `&lt;!channel&gt;`" in response.json()["text"]
+    assert "<!channel>" not in response.text
