@@ -8,10 +8,17 @@
     crmops slack                        # from bots/, through the `crmops.commands` entry points
 
 `COMMANDS` is the table of built-in commands: name, the module whose `register(app)` adds
-it, and the one-line help `crmops --help` shows without importing the module. A command from
-another package is an entry point in the `crmops.commands` group named for the command,
-whose value is a `register(app)` function; it is loaded for `crmops --help` and when chosen
-(its module must be cheap to import: server/ and bots/ never import each other).
+it, and the one-line help `crmops --help` shows without importing the module. The commands
+that run one tool function (`staff`, `tickets`...) are the `commands` Typer of
+`TOOL_COMMANDS` (server/cli_tools.py): a new one is a function there and nothing here.
+`crmops --help` reads their names and help from it without building them, so that module is
+cheap to import (each command imports the tool it runs). A command from another package is
+an entry point in the `crmops.commands` group named for the command, whose value is a
+`register(app)` function; it is loaded for `crmops --help` and when chosen (its module must
+be cheap to import: server/ and bots/ never import each other).
+
+A name is looked up in that order: `COMMANDS`, the entry points, the tool commands; so
+`crmops errors` imports neither of the others, and `crmops slack` not the tool commands.
 
 A failure prints one line on stderr and exits with the code of its kind
 (`tools.exit_codes.EXIT_CODES`): never a traceback for a failure crmops expected.
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,6 +51,8 @@ from tools.exit_codes import (
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
+
+    from typer.models import CommandInfo
 
 PLUGIN_GROUP = "crmops.commands"
 
@@ -80,18 +90,6 @@ COMMANDS = (
         "Import customers from a file, at the vendor's rate limit, each row exactly once.",
     ),
     Command(
-        "staff",
-        "server.cli_tools",
-        "List Xiaolanben (小蓝本) staff: the staffId that owns imported customers.",
-    ),
-    Command(
-        "customer",
-        "server.cli_tools",
-        "Look up a SocialEpoch (WhatsApp SCRM) customer by WhatsApp number.",
-    ),
-    Command("ticket", "server.cli_tools", "Create a Bangwo8 (帮我吧) helpdesk ticket."),
-    Command("tickets", "server.cli_tools", "List Bangwo8 (帮我吧) helpdesk tickets, newest first."),
-    Command(
         "doctor",
         "server.cli_doctor",
         "Check each configured vendor: settings complete, and one harmless read answered.",
@@ -99,37 +97,77 @@ COMMANDS = (
 )
 _BUILT_IN = {command.name: command for command in COMMANDS}
 
+TOOL_COMMANDS = "server.cli_tools"
+"""The module whose `commands` Typer holds the tool commands (cheap to import: see above)."""
+
 
 class LazyGroup(TyperGroup):
     """A command group that imports a command's module only when that command is chosen."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [command.name for command in COMMANDS] + sorted(_plugins())
+        built_in = [command.name for command in COMMANDS]
+        return built_in + list(_tool_commands()) + sorted(_plugins())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         try:
-            built_in = _BUILT_IN.get(cmd_name)
-            if built_in is not None:
-                register: Register = importlib.import_module(built_in.module).register
-            else:
-                plugin = _plugins().get(cmd_name)
-                if plugin is None:
-                    return None
-                register = plugin.load()
+            commands = _commands_of(cmd_name)
         finally:
             _loaded()
-        commands = typer.Typer()
-        register(commands)
+        if commands is None:
+            return None
         return typer.main.get_group(commands).get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The commands and their one-line help; built-in ones from `COMMANDS`, unimported."""
+        with formatter.section("Commands"):
+            formatter.write_dl(self.command_rows(ctx))
+
+    def command_rows(self, ctx: click.Context) -> list[tuple[str, str]]:
+        """Each command and its one-line help, as `crmops --help` lists them: the built-in
+        ones from `COMMANDS` (module not imported), the tool commands from their docstrings
+        (not built), the plugins' from the loaded command."""
         rows = [(command.name, command.help) for command in COMMANDS]
+        rows += [(name, _help_line(info)) for name, info in _tool_commands().items()]
         for name in sorted(_plugins()):
             command = self.get_command(ctx, name)
             rows.append((name, command.get_short_help_str(limit=80) if command else ""))
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+        return rows
+
+
+def _commands_of(name: str) -> typer.Typer | None:
+    """A Typer app that holds the command `name` (its module imported), or None."""
+    built_in = _BUILT_IN.get(name)
+    if built_in is not None:
+        return _registered(importlib.import_module(built_in.module).register)
+    plugin = _plugins().get(name)
+    if plugin is not None:
+        return _registered(plugin.load())
+    return _tool_app() if name in _tool_commands() else None
+
+
+def _registered(register: Register) -> typer.Typer:
+    commands = typer.Typer()
+    register(commands)
+    return commands
+
+
+def _tool_app() -> typer.Typer:
+    tools: typer.Typer = importlib.import_module(TOOL_COMMANDS).commands
+    return tools
+
+
+def _tool_commands() -> dict[str, CommandInfo]:
+    """The tool commands by name, as registered: read, not built (nothing they run loads)."""
+    return {
+        info.name or typer.main.get_command_name(info.callback.__name__): info
+        for info in _tool_app().registered_commands
+        if info.callback is not None
+    }
+
+
+def _help_line(info: CommandInfo) -> str:
+    """A registered command's one line of help: the first of its own or of its docstring."""
+    lines = (info.help or inspect.getdoc(info.callback) or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _loaded() -> None:
@@ -188,6 +226,7 @@ __all__ = [
     "EXIT_STORAGE",
     "EXIT_USAGE",
     "EXIT_VENDOR",
+    "TOOL_COMMANDS",
     "app",
     "main",
 ]

@@ -11,51 +11,48 @@ as the rest of `crmops`: 0 done, 2 usage, 65 bad input, 69 the vendor failed or 
 configuration missing, 130 interrupted. A failure is one line on stderr (and, with `--json`,
 `{"error": {...}}` on stdout). `crmops ticket` records the OS user in the audit log.
 
-`register(app)` adds the commands to a Typer app.
+A new command is one function here with `@commands.command("NAME")`: `crmops` learns its name
+and its one-line help (the docstring's first line) from `commands`. For that `crmops --help`
+imports this module, so it stays cheap to import: typer and the standard library at load;
+each command imports the tool it runs, and `_run`/`_show` the services, settings and rich.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from pydantic import BaseModel
-from rich.console import Console
 
-from server.render import render
-from tools.customers import query_customer
 from tools.errors import InputError, Problem
 from tools.exit_codes import failures_as_exit_codes
-from tools.services import Services
-from tools.settings import Settings
-from tools.staff import MAX_STAFF, list_staff
-from tools.storage.audit import Actor
-from tools.tickets import MAX_TICKETS_PER_PAGE, CodeValue, create_ticket, list_tickets
+from tools.table import MAX_STAFF, MAX_TICKETS_PER_PAGE
 
-Result = TypeVar("Result", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from rich.console import Console
+
+    from tools.services import Services
+    from tools.tickets import CodeValue
+
+Result = TypeVar("Result", bound="BaseModel")
 
 AsJson = Annotated[bool, typer.Option("--json", help="print the result as JSON (for scripts)")]
 EnvFile = Annotated[
     Path, typer.Option("--env-file", help="settings file read after the environment")
 ]
 
-
-def register(app: typer.Typer) -> None:
-    """Add `staff`, `customer`, `ticket` and `tickets` to `app`."""
-    app.command("staff")(staff)
-    app.command("customer")(customer)
-    app.command("ticket")(ticket)
-    app.command("tickets")(tickets)
+commands = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+"""The tool commands: `crmops` serves each under its name; also `python -m server.cli_tools`."""
 
 
 # --- the commands ---------------------------------------------------------------------------
 
 
+@commands.command("staff")
 def staff(
     search: Annotated[
         str | None, typer.Argument(help="a name fragment or a full mobile number")
@@ -66,10 +63,13 @@ def staff(
     env_file: EnvFile = Path(".env"),
 ) -> None:
     """List Xiaolanben (小蓝本) staff: the staffId that owns imported customers."""
+    from tools.staff import list_staff  # noqa: PLC0415 - start-up cost: see the module doc
+
     result = _run(env_file, as_json, lambda s: list_staff(s, search=search, limit=limit))
     _show(result, as_json)
 
 
+@commands.command("customer")
 def customer(
     whatsapp: Annotated[
         list[str],
@@ -82,13 +82,16 @@ def customer(
     env_file: EnvFile = Path(".env"),
 ) -> None:
     """Look up a SocialEpoch (WhatsApp SCRM) customer by WhatsApp number."""
+    from tools.customers import query_customer  # noqa: PLC0415 - start-up cost: see the module doc
+
     number = "".join(whatsapp)  # people paste numbers with spaces: +86 182 2173 3141
     result = _run(env_file, as_json, lambda s: query_customer(s, whatsapp=number))
     _show(result, as_json)
     if result.not_found and not as_json:
-        Console(stderr=True).print(f"not found: {', '.join(result.not_found)}", markup=False)
+        _console(stderr=True).print(f"not found: {', '.join(result.not_found)}", markup=False)
 
 
+@commands.command("ticket")
 def ticket(
     subject: Annotated[str, typer.Argument(help="the ticket's title")],
     *,
@@ -104,6 +107,10 @@ def ticket(
     env_file: EnvFile = Path(".env"),
 ) -> None:
     """Create a Bangwo8 (帮我吧) helpdesk ticket."""
+    # Start-up cost: see the module doc.
+    from tools.storage.audit import Actor  # noqa: PLC0415
+    from tools.tickets import create_ticket  # noqa: PLC0415
+
     result = _run(
         env_file,
         as_json,
@@ -121,6 +128,7 @@ def ticket(
     _show(result, as_json)
 
 
+@commands.command("tickets")
 def tickets(
     *,
     since: Annotated[
@@ -137,6 +145,8 @@ def tickets(
     env_file: EnvFile = Path(".env"),
 ) -> None:
     """List Bangwo8 (帮我吧) helpdesk tickets, newest first."""
+    from tools.tickets import list_tickets  # noqa: PLC0415 - start-up cost: see the module doc
+
     result = _run(
         env_file,
         as_json,
@@ -157,6 +167,11 @@ def tickets(
 
 def _run(env_file: Path, as_json: bool, call: Callable[[Services], Awaitable[Result]]) -> Result:
     """`call` with the services of the settings; a failure exits with its code."""
+    # Start-up cost: see the module doc.
+    import asyncio  # noqa: PLC0415
+
+    from tools.services import Services  # noqa: PLC0415
+    from tools.settings import Settings  # noqa: PLC0415
 
     async def run() -> Result:
         async with Services(Settings.load(env_file=env_file)) as services:
@@ -171,7 +186,15 @@ def _show(result: BaseModel, as_json: bool) -> None:
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
-    render(Console(), result)
+    from server.render import render  # noqa: PLC0415 - start-up cost: see the module doc
+
+    render(_console(), result)
+
+
+def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console  # noqa: PLC0415 - start-up cost: see the module doc
+
+    return Console(stderr=stderr)
 
 
 def _code(value: str | None) -> CodeValue | None:
@@ -197,9 +220,7 @@ def _when(option: str, text: str | None) -> datetime | date | None:
 
 def standalone_app() -> typer.Typer:
     """A Typer app with only these commands: for tests and `python -m server.cli_tools`."""
-    standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    register(standalone)
-    return standalone
+    return commands
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m server.cli_tools staff ...`

@@ -1,4 +1,4 @@
-"""The crmops MCP server: the tool functions of `tools/` as MCP tools.
+"""The crmops MCP server: every row of the tool table (`tools/table.py`) as an MCP tool.
 
     server = build_server(Settings.load())                 # every tool
     server = build_server(settings, read_only=True)        # only the tools that change nothing
@@ -33,19 +33,13 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from tools.catalog import VENDORS, load_catalog
-from tools.customers import import_customer, query_customer
 from tools.errors import ConfigurationError, CrmopsError
-from tools.lookup import lookup_error_code
 from tools.services import Services
 from tools.settings import Settings
-from tools.staff import list_staff
 from tools.storage.audit import Actor
-from tools.table import TOOLS, ToolRow
-from tools.tickets import create_ticket, list_tickets
+from tools.table import TOOLS, ToolFunction, ToolRow, tool_function
 
 log = logging.getLogger("crmops.mcp")
-
-ToolFunction = Callable[..., Awaitable[BaseModel]]
 
 INSTRUCTIONS = """\
 crmops operates three Chinese SaaS vendors: SocialEpoch (WhatsApp SCRM customers),
@@ -81,19 +75,9 @@ class ToolSpec:
         )
 
 
-_FUNCTIONS: dict[str, ToolFunction] = {
-    fn.__name__: fn
-    for fn in (
-        lookup_error_code,
-        import_customer,
-        query_customer,
-        list_staff,
-        create_ticket,
-        list_tickets,
-    )
-}
-# In the table's order; a row without its function fails here, at import.
-TOOL_SPECS: tuple[ToolSpec, ...] = tuple(ToolSpec(_FUNCTIONS[row.name], row) for row in TOOLS)
+# Every row of the tool table, in its order: a new row is served with no edit here. A row
+# whose function cannot be imported fails here, at import.
+TOOL_SPECS: tuple[ToolSpec, ...] = tuple(ToolSpec(tool_function(row), row) for row in TOOLS)
 TOOL_NAMES = tuple(spec.name for spec in TOOL_SPECS)
 
 

@@ -10,9 +10,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from tools.services import Services
+from tools.table import MAX_STAFF
 from tools.vendors.xiaolanben import Staff, XiaolanbenClient
-
-MAX_STAFF = 500
 
 
 class StaffList(BaseModel):

@@ -24,12 +24,11 @@ from pydantic import BaseModel, Field, ValidationError
 from tools.errors import CrmopsError, InputError, VendorUnavailableError
 from tools.services import Services
 from tools.storage.audit import Actor, AuditEntry, AuditLog, Outcome
-from tools.table import CREATE_TICKET
+from tools.table import CREATE_TICKET, MAX_TICKETS_PER_PAGE
 from tools.text import one_line
 from tools.vendors.bangwo8 import Ticket, TicketCreate, TicketFilters, validate_ticket
 from tools.vendors.bangwo8.models import Order, problems_of
 
-MAX_TICKETS_PER_PAGE = 100
 CustomValue = str | int | float | bool | list[str] | None
 CodeValue = int | str
 """004 lists no values for status, priority or type: the ids configured in the console."""

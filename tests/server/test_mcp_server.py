@@ -313,7 +313,9 @@ async def test_a_crash_is_a_generic_error_with_the_traceback_in_the_log(
     services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     server: MCPServer[Any] = MCPServer("test")
-    row = ToolRow("explode", "Explode", read_only=True, idempotent=True)
+    row = ToolRow(
+        "explode", "Explode", function=f"{__name__}:explode", read_only=True, idempotent=True
+    )
     server.add_tool(as_mcp_tool(ToolSpec(explode, row), services), name="explode")
     with caplog.at_level(logging.ERROR, logger="crmops.mcp"), anyio.fail_after(WAIT):
         async with Client(server) as client:

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import typer
 
-from server.cli import COMMANDS, app
+from server.cli import COMMANDS, TOOL_COMMANDS, LazyGroup, app
+from server.cli_tools import commands as tool_commands
 from tests.server.mcp_http import INITIALIZE
+from tools.table import TOOLS
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 60
@@ -48,6 +50,20 @@ HEAVY = (
     "pydantic_settings",
 )
 """What `crmops errors` must not load: MCP, HTTP client or server, Slack, our backends..."""
+
+TOOL_COMMAND_NAMES = tuple(str(info.name) for info in tool_commands.registered_commands)
+MODULE_OF = {command.name: command.module for command in COMMANDS} | dict.fromkeys(
+    TOOL_COMMAND_NAMES, TOOL_COMMANDS
+)
+"""Each built-in command's module (the tool commands all live in one)."""
+
+WHAT_TOOL_COMMANDS_RUN = {
+    *(row.function.partition(":")[0] for row in TOOLS),
+    "tools.services",
+    "tools.settings",
+    "server.render",
+}
+"""What the tool commands import when they run, never to list or to build them."""
 
 MCP_SESSION = [
     INITIALIZE,
@@ -97,6 +113,11 @@ def test_help_lists_every_command_without_importing_one(tmp_path: Path) -> None:
     for command in COMMANDS:
         assert command.name in stdout
         assert command.module not in modules
+    # The tool commands are read from their module, which loads nothing they run.
+    assert TOOL_COMMAND_NAMES
+    for name in TOOL_COMMAND_NAMES:
+        assert f"  {name} " in stdout
+    assert not WHAT_TOOL_COMMANDS_RUN & modules
     assert "slack" in stdout  # bots/ through the entry point: its help, not its bolt app
     assert "Run the Slack bot" in stdout
     assert not packages(modules) & {*HEAVY, "pydantic", "rich"}
@@ -104,15 +125,25 @@ def test_help_lists_every_command_without_importing_one(tmp_path: Path) -> None:
 
 
 def test_each_commands_help_line_is_its_own(tmp_path: Path) -> None:
-    """The table's one-line help is the loaded command's own: they cannot drift apart."""
+    """The one-line help `crmops --help` lists is the loaded command's own: the table's
+    cannot drift apart from it, nor a tool command's from its docstring."""
     group = typer.main.get_command(app)
-    assert isinstance(group, typer.core.TyperGroup)
+    assert isinstance(group, LazyGroup)
     context = typer.Context(group)
-    for command in COMMANDS:
-        loaded = group.get_command(context, command.name)
-        assert loaded is not None, command.name
+    rows = group.command_rows(context)
+    assert [name for name, _ in rows] == group.list_commands(context)
+    assert {command.name for command in COMMANDS} | set(TOOL_COMMAND_NAMES) <= dict(rows).keys()
+    for name, help_line in rows:
+        loaded = group.get_command(context, name)
+        assert loaded is not None, name
         assert loaded.help is not None
-        assert loaded.help.splitlines()[0] == command.help
+        assert loaded.help.splitlines()[0] == help_line
+
+
+def test_an_unknown_command_is_none_of_them() -> None:
+    group = typer.main.get_command(app)
+    assert isinstance(group, LazyGroup)
+    assert group.get_command(typer.Context(group), "drop-everything") is None
 
 
 def test_mcp_over_stdio_loads_no_sandbox_bulk_engine_or_backends(tmp_path: Path) -> None:
@@ -141,11 +172,17 @@ def test_a_dry_run_import_loads_no_sandbox_mcp_or_http_server(tmp_path: Path) ->
     assert not packages(modules) & forbidden
 
 
-@pytest.mark.parametrize("name", ["staff", "doctor", "sandbox", "slack"])
+@pytest.mark.parametrize("name", ["staff", "ticket", "doctor", "sandbox", "slack"])
 def test_a_commands_help_loads_only_that_command(tmp_path: Path, name: str) -> None:
     modules, stdout = loaded_by(tmp_path, name, "--help")
     assert "Usage:" in stdout
-    others = {c.module for c in COMMANDS if c.name != name} - {
-        c.module for c in COMMANDS if c.name == name
-    }
+    others = set(MODULE_OF.values()) - {MODULE_OF.get(name)}
     assert not others & modules
+
+
+def test_a_tool_commands_help_loads_nothing_it_runs(tmp_path: Path) -> None:
+    modules, stdout = loaded_by(tmp_path, "tickets", "--help")
+    assert "List Bangwo8" in stdout
+    assert "1<=x<=100" in stdout  # the bound the tool's schema states too
+    assert not WHAT_TOOL_COMMANDS_RUN & modules
+    assert not packages(modules) & set(HEAVY)  # pydantic it may: typer's own parameter types

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -9,12 +10,41 @@ import pytest
 
 from bots.commands import SUBCOMMANDS
 from server.mcp_server import TOOL_SPECS
-from tools.table import CREATE_TICKET, IMPORT_CUSTOMER, TOOL_NAMES, TOOLS, ToolRow, tool_row
+from tools.table import (
+    CREATE_TICKET,
+    IMPORT_CUSTOMER,
+    TOOL_NAMES,
+    TOOLS,
+    ToolRow,
+    tool_function,
+    tool_row,
+)
+
+
+@pytest.mark.parametrize("row", TOOLS, ids=TOOL_NAMES)
+def test_each_row_names_an_async_function_of_its_own_name(row: ToolRow) -> None:
+    function = tool_function(row)
+    assert inspect.iscoroutinefunction(function)
+    assert function.__name__ == row.name
+    assert tool_function(row) is function  # imported once
+
+
+def test_a_row_that_names_no_function_fails_when_resolved() -> None:
+    missing = ToolRow(
+        "nothing", "Nothing", function="tools.lookup:nothing", read_only=True, idempotent=True
+    )
+    with pytest.raises(AttributeError):
+        tool_function(missing)
+    nowhere = ToolRow(
+        "nothing", "Nothing", function="tools.nowhere:nothing", read_only=True, idempotent=True
+    )
+    with pytest.raises(ImportError):
+        tool_function(nowhere)
 
 
 def test_each_row_is_served_by_mcp_with_its_function_of_that_name() -> None:
     assert [spec.row for spec in TOOL_SPECS] == list(TOOLS)
-    assert [spec.fn.__name__ for spec in TOOL_SPECS] == list(TOOL_NAMES)
+    assert [spec.fn for spec in TOOL_SPECS] == [tool_function(row) for row in TOOLS]
 
 
 def test_a_slack_subcommand_writes_exactly_when_its_tool_does() -> None:
@@ -27,7 +57,7 @@ def test_a_slack_subcommand_writes_exactly_when_its_tool_does() -> None:
 
 def test_writes_is_the_opposite_of_read_only() -> None:
     assert [row.name for row in TOOLS if row.writes] == ["import_customer", "create_ticket"]
-    assert ToolRow("x", "X", read_only=False, idempotent=True).writes
+    assert ToolRow("x", "X", function="m:x", read_only=False, idempotent=True).writes
 
 
 def test_a_row_is_found_by_name_and_an_unknown_name_is_a_key_error() -> None:
