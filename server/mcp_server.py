@@ -12,25 +12,34 @@ error's own text (vendor code, meaning, what to do); anything else as a generic 
 with the traceback in the server log (stderr). A vendor without credentials does not stop
 the server: its tools are listed and answer with the `ConfigurationError` naming what to set.
 
+One argument policy for every tool (`StrictTool`): an argument the tool does not take is
+refused before anything runs, naming the closest known one (`dryRun` → `dry_run`), and every
+input schema says `additionalProperties: false`. MCPServer on its own drops unknown keys, so
+a model's typo would silently fall back to the default (a real import instead of a dry run).
+
 Also served: the error catalog as resources (`crmops://errors`, `crmops://errors/{vendor}`)
 and the `triage_failed_import` prompt.
 """
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tools.catalog import VENDORS, load_catalog
 from tools.errors import ConfigurationError, CrmopsError
@@ -51,6 +60,11 @@ more_available is true, narrow the query or raise the limit."""
 # Filled in by the adapter, never by the model: the clients, who asks (for the audit log)
 # and the progress reporter.
 _ADAPTER_PARAMETERS = frozenset({"services", "actor", "progress"})
+
+# An unknown-argument error quotes this many names (the rest are counted) and this many
+# characters of each: a call with 60,000 made-up keys gets a short answer, computed in one pass.
+MAX_UNKNOWN_ARGUMENTS_NAMED = 3
+MAX_ARGUMENT_NAME_SHOWN = 40
 
 
 @dataclass(frozen=True)
@@ -107,15 +121,8 @@ def build_server(
         version=_version(),
         instructions=INSTRUCTIONS,
         lifespan=_closing(in_use) if owned else None,
+        tools=[StrictTool.serving(spec, in_use) for spec in specs],
     )
-    for spec in specs:
-        server.add_tool(
-            as_mcp_tool(spec, in_use),
-            name=spec.name,
-            title=spec.row.title,
-            annotations=spec.annotations,
-            structured_output=True,
-        )
     _add_catalog_resources(server)
     _add_prompts(server)
     return server
@@ -201,6 +208,106 @@ def as_mcp_tool(spec: ToolSpec, services: Services) -> Callable[..., Awaitable[B
         "return": signature.return_annotation
     }
     return call
+
+
+class StrictTool(Tool):
+    """An MCP tool that refuses arguments it does not take, instead of dropping them.
+
+        server = MCPServer("crmops", tools=[StrictTool.serving(spec, services)])
+
+    Its input schema comes from an argument model that forbids extra keys, so the listed
+    schema says `additionalProperties: false`; a call with an unknown argument gets a
+    `ToolError` naming the closest known one before anything is validated or run.
+    """
+
+    @classmethod
+    def serving(cls, spec: ToolSpec, services: Services) -> StrictTool:
+        """`spec`'s tool function as a strict MCP tool on `services` (see `as_mcp_tool`)."""
+        built = cls.from_function(
+            as_mcp_tool(spec, services),
+            name=spec.name,
+            title=spec.row.title,
+            annotations=spec.annotations,
+            structured_output=True,
+        )
+        tool = cast(StrictTool, built)  # from_function builds an instance of `cls`
+        tool.fn_metadata.arg_model = _forbidding_extras(tool.fn_metadata.arg_model)
+        tool.parameters = tool.fn_metadata.arg_model.model_json_schema(by_alias=True)
+        return tool
+
+    @property
+    def argument_names(self) -> list[str]:
+        """The names a caller may pass, in the schema's order."""
+        fields = self.fn_metadata.arg_model.model_fields
+        return [field.alias or name for name, field in fields.items()]
+
+    async def run(
+        self, arguments: dict[str, Any], context: Context[Any, Any], convert_result: bool = False
+    ) -> Any:
+        """Refuse unknown arguments (`ToolError`), then run the tool as MCPServer does."""
+        refuse_unknown_arguments(self.name, arguments, self.argument_names)
+        return await super().run(arguments, context, convert_result=convert_result)
+
+
+def _forbidding_extras(model: type[ArgModelBase]) -> type[ArgModelBase]:
+    # A subclass of the same name, so the schema's title does not change.
+    namespace = {"model_config": ConfigDict(extra="forbid"), "__module__": model.__module__}
+    return cast(type[ArgModelBase], type(model.__name__, (model,), namespace))
+
+
+def refuse_unknown_arguments(tool: str, arguments: Mapping[str, Any], known: Sequence[str]) -> None:
+    """Raise `ToolError` if `arguments` has a name not in `known`, naming the closest known one.
+
+    `unknown argument "dryRun" for import_customer; did you mean "dry_run"? (known: ...)`
+    """
+    accepted = frozenset(known)
+    unknown = [name for name in arguments if name not in accepted]
+    if not unknown:
+        return
+    raise ToolError(
+        f"{_unknown_names(tool, unknown, known)} (known: {', '.join(known) or 'none'}). "
+        "Nothing was done: call again with only the known arguments."
+    )
+
+
+def _unknown_names(tool: str, unknown: Sequence[str], known: Sequence[str]) -> str:
+    if len(unknown) == 1:
+        closest = _closest(unknown[0], known)
+        hint = f'; did you mean "{closest}"?' if closest else ""
+        return f"unknown argument {_quoted(unknown[0])} for {tool}{hint}"
+    named = []
+    for name in unknown[:MAX_UNKNOWN_ARGUMENTS_NAMED]:
+        closest = _closest(name, known)
+        named.append(_quoted(name) + (f' (did you mean "{closest}"?)' if closest else ""))
+    more = len(unknown) - len(named)
+    return f"unknown arguments {', '.join(named)}{f' and {more} more' if more else ''} for {tool}"
+
+
+def _closest(name: str, known: Sequence[str]) -> str | None:
+    """The known name `name` is most likely a typo of, also after camelCase or kebab-case
+    becomes snake_case; None if none is close."""
+    if len(name) > MAX_ARGUMENT_NAME_SHOWN:
+        return None  # too long to be a typo of a known name
+    for form in (_snake_case(name), name):
+        closest = difflib.get_close_matches(form, known, n=1, cutoff=0.6)
+        if closest:
+            return closest[0]
+    return None
+
+
+def _snake_case(name: str) -> str:
+    """`dryRun`, `dry-run`, `Dry_Run` → `dry_run`."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).replace("-", "_").lower()
+
+
+def _quoted(name: str) -> str:
+    """`name` in double quotes, cut short and with unprintable characters (line breaks,
+    bidi overrides) escaped, so a hostile name cannot forge or hide text in the error."""
+    shown = "".join(
+        char if char.isprintable() and char not in '"\\' else f"\\u{ord(char):04x}"
+        for char in name[:MAX_ARGUMENT_NAME_SHOWN]
+    )
+    return f'"{shown}"' + ("…" if len(name) > MAX_ARGUMENT_NAME_SHOWN else "")
 
 
 def client_actor(ctx: Context[Any, Any]) -> Actor:
