@@ -64,7 +64,7 @@ from tools.services import Services
 from tools.storage.audit import Actor
 from tools.storage.store import sqlite_store
 
-TOKEN = "load-test-token-7d1c"  # noqa: S105 - a throwaway token for this run only
+TOKEN = "load-test-token-7d1c4e9a2b6f8d3c5a1e"  # noqa: S105 - a throwaway token for this run only
 SIGNING_SECRET = "load-test-signing-secret"  # noqa: S105
 BOT_TOKEN = "xoxb-load-test"  # noqa: S105
 APP_TOKEN = "xapp-load-test"  # noqa: S105
@@ -189,7 +189,8 @@ async def _bot(fake: FakeSlack, services: Services, folder: Path) -> AsyncIterat
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(build_slack_app(bolt), log_level="warning", lifespan="off")
+    app = build_slack_app(bolt, settings=slack)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     async with asyncio.timeout(10):

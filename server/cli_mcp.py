@@ -19,6 +19,7 @@ import typer
 
 from server.mcp_server import build_server, parse_tool_names
 from tools.exit_codes import failures_as_exit_codes
+from tools.redaction import install_log_redaction
 from tools.settings import Settings
 
 
@@ -64,7 +65,7 @@ def mcp(
             return
         # Starlette, uvicorn and the readiness probes only when serving HTTP: stdio is the
         # common case and starts faster without them.
-        from server.http_app import build_http_app  # noqa: PLC0415 - start-up cost
+        from server.http_app import SessionLimits, build_http_app  # noqa: PLC0415 - start-up cost
         from tools.serving import serve_http  # noqa: PLC0415 - start-up cost
         from tools.storage.shared import readiness_checks  # noqa: PLC0415 - start-up cost
 
@@ -74,6 +75,7 @@ def mcp(
             host=host,
             allowed_hosts=allow_host or (),
             checks=readiness_checks(settings.crmops),
+            sessions=SessionLimits.of(settings.crmops),
         )
         anyio.run(lambda: serve_http(http_app, host=host, port=port, name="MCP", lifespan="on"))
 
@@ -85,3 +87,4 @@ def _log_to_stderr() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()  # no secret in any form in a log line (tools.redaction)

@@ -4,6 +4,8 @@
 
 Every HTTP request except those to `open_paths` must carry `Authorization: Bearer <token>`;
 anything else gets 401 before it reaches the MCP transport. The comparison is constant-time.
+`bearer_token(settings.crmops.mcp_token)` is the token as the server uses it: stripped of
+surrounding spaces, and at least `MIN_TOKEN_LENGTH` characters, else `ConfigurationError`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,33 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tools.errors import ConfigurationError
+
 log = logging.getLogger("crmops.http")
+
+MIN_TOKEN_LENGTH = 32
+"""Characters a bearer token needs: `secrets.token_urlsafe(24)` makes 32, (32) makes 43."""
+_MAKE_ONE = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def bearer_token(token: SecretStr | None) -> SecretStr:
+    """`token` stripped of surrounding spaces (no client can send them: HTTP drops them);
+    `ConfigurationError` naming CRMOPS_MCP_TOKEN when it is unset or too short to guess."""
+    value = token.get_secret_value().strip() if token is not None else ""
+    if not value:
+        raise ConfigurationError(
+            vendor="crmops",
+            missing=["CRMOPS_MCP_TOKEN"],
+            detail=f"the HTTP transport refuses to start without a bearer token ({_MAKE_ONE})",
+        )
+    if len(value) < MIN_TOKEN_LENGTH:
+        raise ConfigurationError(
+            vendor="crmops",
+            detail=f"CRMOPS_MCP_TOKEN is too short: a bearer token needs at least "
+            f"{MIN_TOKEN_LENGTH} characters so that nobody can guess it, this one has "
+            f"{len(value)} ({_MAKE_ONE})",
+        )
+    return SecretStr(value)
 
 
 class BearerTokenMiddleware:

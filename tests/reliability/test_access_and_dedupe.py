@@ -40,7 +40,7 @@ from tools.settings import Settings
 
 __all__ = ["access", "endpoint", "fake_slack", "slack_settings", "store"]
 
-TOKEN = "mcp-token-CANARY-0d9e8f7a6b"
+TOKEN = "mcp-token-CANARY-0d9e8f7a6b5c4d3e2f1a"
 WAIT = 30
 WRITE_TOOLS = {"import_customer", "create_ticket"}
 

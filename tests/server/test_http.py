@@ -23,7 +23,7 @@ from tools.lookup import ErrorLookup
 from tools.settings import Settings
 from tools.staff import StaffList
 
-TOKEN = "test-token-5b0f3c9e8d7a"
+TOKEN = "test-token-5b0f3c9e8d7a-1c2e4a6b8d0f"
 WAIT = 30
 
 

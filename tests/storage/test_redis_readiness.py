@@ -26,7 +26,7 @@ from tools.settings import CrmopsSettings, Settings
 from tools.storage.shared import ReadinessCheck, check_readiness, readiness_checks
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "mcp-token-for-readiness-tests"
+TOKEN = "mcp-token-for-readiness-tests-7e2c9a"
 PASSWORD = "hunter2-readiness"
 
 
@@ -71,7 +71,9 @@ async def test_slack_readyz_follows_redis(redis_url: str, alive: bool) -> None:
     settings = _settings(redis_url if alive else _dead_redis_url())
     slack = SlackSettings(bot_token=SecretStr("xoxb-1"), signing_secret=SecretStr("s"))
     async with Services(settings) as services:
-        app = slack_http_app(build_app(slack, services), checks=readiness_checks(settings.crmops))
+        app = slack_http_app(
+            build_app(slack, services), settings=slack, checks=readiness_checks(settings.crmops)
+        )
         ready, healthy = await _get(app, "/readyz"), await _get(app, "/healthz")
 
     assert healthy.status_code == 200

@@ -23,7 +23,7 @@ from tests.storage.redis_server import _free_port
 from tools.sandbox.stack import Sandbox, start_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "shutdown-test-token"
+TOKEN = "shutdown-test-token-3f8a1c5e7b9d2f4a"
 MCP_HEADERS = {
     "Accept": "application/json, text/event-stream",
     "Authorization": f"Bearer {TOKEN}",
