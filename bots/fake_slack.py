@@ -22,13 +22,20 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -48,9 +55,27 @@ class SlackCall:
 
 @dataclass
 class StoredFile:
+    """An uploaded file: `content` `repeat` times over (a large file costs no memory here),
+    with a `Content-Length` unless `declare_length` is off; `sent` counts bytes handed out."""
+
     name: str
     content: bytes
     mimetype: str
+    repeat: int = 1
+    declare_length: bool = True
+    sent: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.content) * self.repeat
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for _ in range(self.repeat):
+            self.sent += len(self.content)
+            yield self.content
+            # Once the client is gone, sending returns at once: yield to the loop, so that
+            # Starlette's disconnect listener can stop this stream.
+            await asyncio.sleep(0)
 
 
 @dataclass
@@ -79,10 +104,21 @@ class FakeSlack:
         self.hook_posts.setdefault(name, [])
         return f"{self.url}/hooks/{name}"
 
-    def add_file(self, name: str, content: bytes, mimetype: str) -> dict[str, Any]:
-        """Store an upload as a `file_input` would; returns the file object Slack sends."""
+    def add_file(
+        self,
+        name: str,
+        content: bytes,
+        mimetype: str,
+        *,
+        repeat: int = 1,
+        declare_length: bool = True,
+    ) -> dict[str, Any]:
+        """Store an upload as a `file_input` would; returns the file object Slack sends.
+
+        The download serves `content` `repeat` times, streamed: a test of a file of many
+        MiB holds only one chunk of it."""
         file_id = f"F{next(self._ids):08d}"
-        self.files[file_id] = StoredFile(name, content, mimetype)
+        self.files[file_id] = StoredFile(name, content, mimetype, repeat, declare_length)
         return {
             "id": file_id,
             "name": name,
@@ -177,7 +213,8 @@ class FakeSlack:
         if _bearer(request) != self.bot_token or stored is None:
             # Slack answers a missing or wrong token with its sign-in page, status 200.
             return HTMLResponse(SIGN_IN_PAGE)
-        return Response(stored.content, media_type=stored.mimetype)
+        length = {"Content-Length": str(stored.size)} if stored.declare_length else {}
+        return StreamingResponse(stored.chunks(), media_type=stored.mimetype, headers=length)
 
     async def _upload(self, request: Request) -> Response:
         stored = self.uploads.get(request.path_params["file_id"])

@@ -12,6 +12,11 @@
    progress, then the final per-row summary. Rejected rows can be downloaded as a CSV, sent
    to the user's DM.
 
+The file is streamed to disk and refused once it passes `MAX_FILE_BYTES`, into a private
+folder (mode 0700, made per process with `tempfile.mkdtemp` unless `workdir` is given);
+the preview's confirmation carries the SHA-256 of the bytes it checked, and Import refuses
+a file that no longer has it.
+
 A `response_url` takes 5 posts: the start, at most `MAX_PROGRESS_UPDATES` progress posts,
 and the summary, leaving one for a failure. The messages are in `bots.import_messages`.
 """
@@ -19,12 +24,15 @@ and the summary, leaving one for a failure. The messages are in `bots.import_mes
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import json
 import logging
 import secrets
 import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +70,9 @@ from tools.storage.audit import Actor
 log = logging.getLogger("crmops.slack")
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
+"""The largest import file the bot downloads; the download stops as soon as it is passed."""
+DOWNLOAD_CHUNK = 64 * 1024
+PRIVATE = 0o700
 MAX_PROGRESS_UPDATES = 2
 
 
@@ -101,11 +112,16 @@ class ImportFlow:
         self.services = services
         self.confirmations = confirmations
         self.access = access
-        self.workdir = workdir or Path(tempfile.gettempdir()) / "crmops-slack"
+        self._workdir = workdir
         self.progress_interval = progress_interval
         self.download_ttl = download_ttl
         self.clock = clock
         self.downloads: dict[str, Download] = {}
+
+    @functools.cached_property
+    def workdir(self) -> Path:
+        """The private folder the files go to, made on first use."""
+        return _private_workdir(self, self._workdir)
 
     # --- 1. the modal -------------------------------------------------------------------------
     async def open(
@@ -162,9 +178,9 @@ class ImportFlow:
         if refusal is not None:
             await send(respond, blocks.notice(f":no_entry: {refusal}"))
             return
-        path = await self.download(file)
+        path, sha256 = await self.download(file)
         report, rejected = await self.check(path, vendor)
-        payload = {"vendor": vendor, "path": str(path), "file_name": path.name}
+        payload = {"vendor": vendor, "path": str(path), "file_name": path.name, "sha256": sha256}
         pending = await self.confirmations.ask(
             caller, self.CONFIRMATION, str(respond.response_url), payload
         )
@@ -185,8 +201,9 @@ class ImportFlow:
         known: BulkVendor | None = vendor if vendor in VENDOR_NAMES else None
         return known, files[0] if files else None
 
-    async def download(self, file: dict[str, Any]) -> Path:
-        """The uploaded file, saved under its own name (the suffix picks the reader)."""
+    async def download(self, file: dict[str, Any]) -> tuple[Path, str]:
+        """The uploaded file, saved under its own name (the suffix picks the reader) in a
+        folder of its own, and the SHA-256 of its bytes; `InputError` past `MAX_FILE_BYTES`."""
         name = Path(str(file.get("name") or "upload.csv")).name
         if Path(name).suffix.lower().lstrip(".") not in FILE_TYPES:
             raise _file_problem(f"{name}: give a .csv or .xlsx file")
@@ -194,23 +211,34 @@ class ImportFlow:
         if urlsplit(url).netloc not in self.settings.file_hosts:
             # The bot token goes only to Slack's own hosts.
             raise _file_problem(f"the file's URL is not on Slack ({urlsplit(url).netloc})")
-        async with httpx.AsyncClient(timeout=30, follow_redirects=True) as http:
-            response = await http.get(url, headers=auth.bearer_header(self.settings))
-        content_type = response.headers.get("content-type", "")
-        if response.status_code != 200 or content_type.startswith("text/html"):
-            # Slack answers a missing or wrong token with its sign-in page and status 200.
-            raise _file_problem(
-                "Slack did not hand out the file (it sent a web page): check that "
-                "SLACK_BOT_TOKEN is right and the app has the files:read scope"
-            )
-        if len(response.content) > MAX_FILE_BYTES:
-            raise _file_problem(f"{name} is over {MAX_FILE_BYTES // (1024 * 1024)} MB")
         self._sweep()
         folder = self.workdir / secrets.token_hex(8)
-        folder.mkdir(parents=True)
+        folder.mkdir(mode=PRIVATE)
         path = folder / name
-        path.write_bytes(response.content)
-        return path
+        try:
+            return path, await self._fetch(url, path)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    async def _fetch(self, url: str, path: Path) -> str:
+        """Stream `url` into `path`, stopping past `MAX_FILE_BYTES`; the bytes' SHA-256."""
+        # identity: a compressed answer could unpack far past the limit in one chunk.
+        headers = {**auth.bearer_header(self.settings), "Accept-Encoding": "identity"}
+        async with (
+            httpx.AsyncClient(timeout=30, follow_redirects=True) as http,
+            http.stream("GET", url, headers=headers) as response,
+        ):
+            _check_answer(response, path.name)
+            digest, size = hashlib.sha256(), 0
+            with path.open("xb") as out:
+                async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
+                    size += len(chunk)
+                    if size > MAX_FILE_BYTES:
+                        raise _too_big(path.name)
+                    digest.update(chunk)
+                    out.write(chunk)
+        return digest.hexdigest()
 
     async def check(self, path: Path, vendor: BulkVendor) -> tuple[BulkImportReport, Path]:
         """A dry run: every row checked, nothing sent; the rejected rows as a CSV."""
@@ -240,7 +268,8 @@ class ImportFlow:
         try:
             await self.run(pending.payload, caller.actor, respond)
         except Exception as exc:
-            log.warning("the import failed", exc_info=True)
+            if not isinstance(exc, InputError):
+                log.warning("the import failed", exc_info=True)
             await send(respond, blocks.failure_message(exc, doing="import"), replace_original=True)
 
     async def run(
@@ -248,6 +277,7 @@ class ImportFlow:
     ) -> BulkImportReport:
         """Import the checked file, posting progress and then the summary to `respond`."""
         path, name = Path(payload["path"]), str(payload["file_name"])
+        await _check_unchanged(path, name, str(payload.get("sha256", "")))
         reporter = _ProgressPoster(respond, name, self.progress_interval)
         await _post(respond, blocks.notice(f"Importing *{blocks.escape(name)}*…"))
         rejected = path.with_name("rejected-rows-final.csv")
@@ -322,6 +352,54 @@ def _metadata(view: dict[str, Any]) -> dict[str, str]:
     except ValueError:
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _private_workdir(flow: ImportFlow, workdir: Path | None) -> Path:
+    """`workdir` made private, or a fresh private folder deleted when `flow` is."""
+    if workdir is not None:
+        workdir.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
+        return workdir
+    # mkdtemp: an unguessable name, mode 0700, created by us (never one another user made).
+    made = Path(tempfile.mkdtemp(prefix="crmops-slack-"))
+    weakref.finalize(flow, shutil.rmtree, made, ignore_errors=True)
+    return made
+
+
+def _check_answer(response: httpx.Response, name: str) -> None:
+    content_type = response.headers.get("content-type", "")
+    if response.status_code != 200 or content_type.startswith("text/html"):
+        # Slack answers a missing or wrong token with its sign-in page and status 200.
+        raise _file_problem(
+            "Slack did not hand out the file (it sent a web page): check that "
+            "SLACK_BOT_TOKEN is right and the app has the files:read scope"
+        )
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_FILE_BYTES:
+        raise _too_big(name)
+
+
+def _too_big(name: str) -> InputError:
+    return _file_problem(
+        f"{name} is over {MAX_FILE_BYTES // (1024 * 1024)} MB: split it into smaller files"
+    )
+
+
+async def _check_unchanged(path: Path, name: str, sha256: str) -> None:
+    """Refuse to import anything but the bytes the preview checked."""
+    try:
+        now = await asyncio.to_thread(_sha256_of, path)
+    except FileNotFoundError:
+        now = ""
+    if not sha256 or now != sha256:
+        raise _file_problem(
+            f"{name} is no longer the file that was previewed (it changed or is gone), "
+            "so nothing was imported: run /crm import again"
+        )
+
+
+def _sha256_of(path: Path) -> str:
+    with path.open("rb") as source:
+        return hashlib.file_digest(source, "sha256").hexdigest()
 
 
 def _file_problem(message: str) -> InputError:

@@ -63,7 +63,9 @@ async def _run(
     async with open_store(settings.crmops) as store, Services(settings, store=store) as services:
         bolt_app = build_app(slack_settings, services, access=access)
         if not socket:
-            http_app = build_http_app(bolt_app, checks=readiness_checks(settings.crmops))
+            http_app = build_http_app(
+                bolt_app, settings=slack_settings, checks=readiness_checks(settings.crmops)
+            )
             await serve_http(http_app, host=host, port=port, name="Slack")
             return
         handler = socket_mode_handler(bolt_app, slack_settings)

@@ -67,7 +67,8 @@ async def serve_with_fake_slack(
             Services(settings, store=store) as services,
         ):
             bolt_app = build_app(pointed, services, access=access)
-            await _serve_announcing(build_http_app(bolt_app), host=host, port=port, fake=fake)
+            http_app = build_http_app(bolt_app, settings=pointed)
+            await _serve_announcing(http_app, host=host, port=port, fake=fake)
 
 
 async def _serve_announcing(app: Starlette, *, host: str, port: int, fake: FakeSlack) -> None:

@@ -203,7 +203,8 @@ async def endpoint(
         workdir=tmp_path / "slack-files",
         progress_interval=0,
     )
-    server, task, url = await _serve_in_loop(build_http_app(bolt_app))
+    http_app = build_http_app(bolt_app, settings=slack_settings)
+    server, task, url = await _serve_in_loop(http_app)
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             yield SlackEndpoint(url=url + EVENTS_PATH, fake=fake_slack, http=http)

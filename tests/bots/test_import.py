@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import stat
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+
+from bots.app import build_app
 from bots.fake_slack import FakeSlack
-from tests.bots.conftest import CHANNEL, TEAM, WRITER, SlackEndpoint, audit_entries
+from bots.imports import MAX_FILE_BYTES
+from bots.serving import EVENTS_PATH, build_http_app
+from bots.settings import AccessSettings, SlackSettings
+from tests.bots.conftest import (
+    CHANNEL,
+    TEAM,
+    WRITER,
+    SlackEndpoint,
+    _serve_in_loop,
+    audit_entries,
+)
 from tests.bots.test_http import _confirmation_id, _text
 from tests.bots.waiting import wait_until
 from tests.sandbox_fixtures import Sandbox
+from tools.services import Services
 from tools.storage.store import Store
 
 VALID_ROWS = 25
@@ -176,3 +197,110 @@ async def test_import_is_refused_to_users_not_allowed(endpoint: SlackEndpoint) -
     response = await endpoint.command("import", user="U0READER")
     assert "not allowed to run `/crm import`" in _text(response.json())
     assert endpoint.fake.calls_to("views.open") == []
+
+
+# --- hostile files ---------------------------------------------------------------------------
+
+MiB = 1024 * 1024
+
+
+def _memory(field: str) -> int:
+    """A memory figure of this process (the bot's: it is served in this test's loop)."""
+    found = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
+    assert found, field
+    return int(found[1]) * 1024
+
+
+def _reset_peak() -> int:
+    """Reset the peak RSS (VmHWM) to the current RSS (Linux clear_refs 5); that RSS."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _memory("VmRSS")
+
+
+async def _preview_text(endpoint: SlackEndpoint, file: dict[str, Any]) -> str:
+    view = await _open_modal(endpoint)
+    await endpoint.interaction(_submission(view, file))
+    await wait_until(lambda: bool(endpoint.fake.hook_posts["cmd"]), within=20)
+    return _text(endpoint.fake.hook_posts["cmd"][0])
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked", "content-length"])
+async def test_a_file_over_the_limit_is_refused_as_its_bytes_arrive(
+    endpoint: SlackEndpoint, fake_slack: FakeSlack, tmp_path: Path, declared: bool
+) -> None:
+    piece = (_customers_csv() * 64 * 1024)[: 64 * 1024]
+    served = 40 * MiB
+    file = fake_slack.add_file(
+        "big.csv", piece, CSV_MIME, repeat=served // len(piece), declare_length=declared
+    )
+    before = _reset_peak()
+    text = await _preview_text(endpoint, file)
+    growth = _memory("VmHWM") - before
+
+    (stored,) = fake_slack.files.values()
+    assert stored.sent <= MAX_FILE_BYTES + 8 * MiB, "the bot read on past the limit"
+    assert growth < 12 * MiB, f"the bot's peak RSS grew {growth / MiB:.0f} MiB"
+    assert "big.csv is over 20 MB" in text
+    assert list((tmp_path / "slack-files").rglob("big.csv")) == []
+
+
+@pytest.fixture
+async def default_endpoint(
+    *,
+    services: Services,
+    slack_settings: SlackSettings,
+    access: AccessSettings,
+    fake_slack: FakeSlack,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[SlackEndpoint]:
+    """The bot as `crmops slack` makes it: no `workdir`; the system's temporary folder is
+    this test's `tmp/`."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    bolt_app = build_app(slack_settings, services, access=access, progress_interval=0)
+    server, task, url = await _serve_in_loop(build_http_app(bolt_app, settings=slack_settings))
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            yield SlackEndpoint(url=url + EVENTS_PATH, fake=fake_slack, http=http)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def test_import_files_live_in_a_private_folder_of_this_process(
+    default_endpoint: SlackEndpoint, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    file = fake_slack.add_file("customers.csv", _customers_csv(), CSV_MIME)
+    assert "valid row(s)" in await _preview_text(default_endpoint, file)
+
+    (workdir,) = (tmp_path / "tmp").iterdir()
+    assert workdir.name.startswith("crmops-slack-")
+    assert workdir.name != "crmops-slack"  # a fixed name another user could make first
+    (saved,) = workdir.rglob("customers.csv")
+    for folder in (workdir, saved.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
+async def test_import_refuses_a_file_swapped_after_its_preview(
+    endpoint: SlackEndpoint, fake_slack: FakeSlack, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    file = fake_slack.add_file("customers.csv", _customers_csv(), CSV_MIME)
+    assert f"{VALID_ROWS} valid row(s)" in await _preview_text(endpoint, file)
+    (saved,) = (tmp_path / "slack-files").rglob("customers.csv")
+    saved.write_text(
+        "客户名称,企业名称,联系人,手机号\n"
+        "别人的客户1,别人的公司1,张三,13800138001\n"
+        "别人的客户2,别人的公司2,李四,13800138002\n",
+        encoding="utf-8",
+    )
+
+    await endpoint.press(
+        "crm_confirm", _confirmation_id(fake_slack.hook_posts["cmd"][0]), hook="run"
+    )
+    await wait_until(lambda: bool(fake_slack.hook_posts.get("run")), within=10)
+    text = _text(fake_slack.hook_posts["run"][-1])
+    assert "customers.csv is no longer the file that was previewed" in text
+    assert "run /crm import again" in text
+    assert sandbox.xiaolanben.customers == {}

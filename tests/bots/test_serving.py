@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from bots.app import build_app
 from bots.cli import register
 from bots.fake_slack import FakeSlack
-from bots.serving import socket_mode_handler
+from bots.serving import json_depth, socket_mode_handler
 from bots.settings import AccessSettings, SlackSettings
 from tests.bots.conftest import (
     APP_TOKEN,
@@ -194,3 +194,28 @@ async def test_crmops_slack_serves_signed_commands(
     assert response.status_code == 200
     await wait_until(lambda: bool(fake_slack.hook_posts["process"]), within=10)
     assert "王小明" in _text(fake_slack.hook_posts["process"][0])
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("3", 0),
+        ('{"a": 1}', 1),
+        ('{"a": [{"b": []}, {}]}', 4),
+        ('{"text": "[[[[{{{{"}', 1),  # brackets in strings do not count
+        ('{"text": "a \\" [[[ \\\\", "b": [[]]}', 3),  # nor after escaped quotes
+        ("[" * 1000 + "]" * 1000, 1000),
+    ],
+)
+def test_json_depth_counts_nesting_outside_strings(text: str, depth: int) -> None:
+    assert json_depth(text) == depth
+
+
+async def test_a_json_payload_that_is_not_an_object_is_a_400(endpoint: SlackEndpoint) -> None:
+    for body in ("[1, 2]", "payload=%5B%5D"):
+        headers = sign(body)
+        if body.startswith("["):
+            headers["Content-Type"] = "application/json"
+        response = await endpoint.post(body, headers)
+        assert response.status_code == 400, body
+        assert "a Slack payload is a JSON object" in response.text

@@ -64,7 +64,8 @@ async def replicas(
             for _ in range(2):
                 services = Services(settings, retry=no_wait_retry)
                 bolt_app = build_app(slack_settings, services, access=access)
-                server, task, url = await _serve_in_loop(build_http_app(bolt_app))
+                http_app = build_http_app(bolt_app, settings=slack_settings)
+                server, task, url = await _serve_in_loop(http_app)
                 running.append((server, task, services))
                 endpoints.append(SlackEndpoint(url=url + EVENTS_PATH, fake=fake_slack, http=http))
             yield endpoints[0], endpoints[1]
