@@ -1,7 +1,8 @@
 """The Slack app: one `/crm` command over the crmops tool functions.
 
     app = build_app(slack_settings, services, access=AccessSettings.load())
-    # HTTP: bots.serving.build_http_app(app);  Socket Mode: bots.serving.run_socket_mode(...)
+    # HTTP: bots.serving.build_http_app(app, settings=slack_settings)
+    # Socket Mode: bots.serving.socket_mode_handler(app, slack_settings)
 
 Every listener acknowledges within Slack's 3 seconds and does slow work afterwards; nothing
 it raises after `ack()` escapes (bolt would answer 404): failures are reported to the user
