@@ -1,4 +1,4 @@
-"""Checks of free text before it goes to a vendor: control characters and formulas.
+"""Checks of free text before it goes to a vendor, and CSV cells no spreadsheet runs.
 
 Text from a spreadsheet or a chat can carry what no CRM field should hold::
 
@@ -8,12 +8,21 @@ Text from a spreadsheet or a chat can carry what no CRM field should hold::
   vendor's records and exports and are never typed on purpose;
 - a leading spreadsheet formula (`=HYPERLINK(...)`, `+SUM(...)`, `=cmd|...`): stored as is,
   it runs when someone opens a CRM export in Excel (CSV/formula injection).
+
+A CSV crmops writes for people (the rejected rows) holds what strangers typed, so every cell
+goes through `SpreadsheetWriter`, which neutralises it as OWASP's CSV-injection guidance says::
+
+    writer = SpreadsheetWriter(handle)
+    writer.writerow([7, "=HYPERLINK(...)"])     # "7","'=HYPERLINK(...)"
 """
 
 from __future__ import annotations
 
+import csv
 import re
 import unicodedata
+from collections.abc import Iterable
+from typing import IO
 
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
 # `=` then anything but `=` or a space (so "=== 标题 ===" is fine), or `+ - @` then a
@@ -51,3 +60,27 @@ def one_line(text: str) -> str:
     """`text` on one line: each line stripped, blank lines dropped, joined by spaces (for a
     log line, a CLI error, a table cell or a Slack field)."""
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+# OWASP "CSV Injection": a cell starting with one of these is run as a formula by Excel,
+# LibreOffice or Google Sheets (tab and CR because some of them skip those first).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: object) -> str:
+    """`value` as CSV cell text that no spreadsheet runs: a single quote before a leading
+    `= + - @`, tab or CR (the spreadsheet shows the text as typed; `-5` becomes `'-5`)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+class SpreadsheetWriter:
+    """`csv.writer` for a file people open in a spreadsheet: every cell neutralised
+    (`spreadsheet_cell`) and quoted, inner quotes doubled (OWASP CSV Injection)."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
+
+    def writerow(self, cells: Iterable[object]) -> None:
+        """Write one row of `cells` (any values; None is an empty cell)."""
+        self._writer.writerow([spreadsheet_cell(cell) for cell in cells])

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from tests.bulk.conftest import ACTOR, XLB_HEADER, Recorded, write_csv, xiaolanben_rows
-from tools.bulk import Records, RowCallbacks, bulk_import
+from tools.bulk import ColumnMap, Records, RowCallbacks, bulk_import
+from tools.bulk.columns import MAX_UNMATCHED_COLUMNS
 from tools.errors import InputError
 from tools.models import RecordOutcome
 from tools.services import Services
@@ -92,3 +93,21 @@ async def test_a_file_row_with_a_contact_but_no_phone_is_rejected_with_the_fix(
     assert (problem.row, problem.field) == (3, "contacts[0].phone")
     assert "matches contacts by phone" in problem.reason
     assert "客户1" not in sandbox.recorders["xiaolanben"].received
+
+
+def test_the_column_map_lists_each_unmatched_header_once_in_the_order_met() -> None:
+    columns = ColumnMap("socialepoch")
+    for cells in ({"whatsApp": "1", "会员等级": "A", "渠道": "x"}, {"渠道": "y", "城市": "沪"}):
+        columns.record(cells)
+    assert columns.unmatched == ["会员等级", "渠道", "城市"]
+    assert columns.unknown_columns(["姓名", "城市"]) == ["城市"]
+
+
+def test_more_unmatched_columns_than_the_limit_are_refused_naming_the_first() -> None:
+    columns = ColumnMap("socialepoch")
+    columns.record({f"extra{n}": "v" for n in range(MAX_UNMATCHED_COLUMNS)})
+    with pytest.raises(InputError) as caught:
+        columns.record({"whatsApp": "1", "one_too_many": "v"})
+    [problem] = caught.value.problems
+    assert f"more than {MAX_UNMATCHED_COLUMNS} different columns" in problem.message
+    assert "'extra0'" in problem.message

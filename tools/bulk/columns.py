@@ -11,7 +11,9 @@ Xiaolanben contact fields are `contact.<field>` (the first contact), `contact2.<
 second), or `contacts[1].<field>`; a bare contact field (`phone`) and the Chinese contact
 headers fill the first contact.
 A SocialEpoch column that matches nothing is a tenant extended field (000), sent as named;
-a Xiaolanben one is an error (`unknown_columns`).
+a Xiaolanben one is an error (`unknown_columns`). An input whose columns that match nothing
+number more than `MAX_UNMATCHED_COLUMNS` is refused (`InputError`); each header is resolved
+once, so a map costs one dict look-up a cell.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from tools.errors import InputError, Problem
 from tools.vendors.socialepoch import SocialEpochCustomer
 from tools.vendors.xiaolanben import XiaolanbenContact, XiaolanbenCustomer
 from tools.vendors.xiaolanben.models import is_custom_field
@@ -31,6 +34,10 @@ Target = tuple[str] | tuple[str, int, str]
 """`("friendName",)` for a record field, `("contacts", 0, "phone")` for a contact's."""
 
 CONTACTS = "contacts"
+MAX_UNMATCHED_COLUMNS = 200
+"""Different columns (keys) matching no field that one input may have, all rows together.
+SocialEpoch sends each as a tenant extended field, which a tenant configures in its admin
+console (000; at most `MAX_EXTENDED_FIELDS` a customer): more are a mistake, not data."""
 
 SOCIALEPOCH_CHINESE: dict[str, str] = {
     **dict.fromkeys(
@@ -117,12 +124,19 @@ class ColumnMap:
         self.vendor = vendor
         self.mapping = dict(mapping or {})
         self._targets: dict[str, Target | None] = {}
+        self.unmatched: list[str] = []
+        """The headers met so far that match no field, each once, in the order met."""
 
     def target(self, header: str) -> Target | None:
-        """The field `header` fills, or None when it matches none."""
-        if header not in self._targets:
-            self._targets[header] = self._resolve(self.mapping.get(header, header))
-        return self._targets[header]
+        """The field `header` fills, or None when it matches none; `InputError` when it is
+        one column too many that matches none (`MAX_UNMATCHED_COLUMNS`)."""
+        if header in self._targets:
+            return self._targets[header]
+        found = self._resolve(self.mapping.get(header, header))
+        if found is None:
+            self._unmatched(header)
+        self._targets[header] = found
+        return found
 
     def unknown_columns(self, headers: Iterable[str]) -> list[str]:
         """The headers that match no field (SocialEpoch sends them as extended fields)."""
@@ -146,6 +160,22 @@ class ColumnMap:
             listed += [contacts[index] for index in sorted(contacts)]
             record[CONTACTS] = listed
         return record
+
+    def _unmatched(self, header: str) -> None:
+        if len(self.unmatched) >= MAX_UNMATCHED_COLUMNS:
+            shown = ", ".join(repr(name) for name in self.unmatched[:5])
+            raise InputError(
+                [
+                    Problem(
+                        "columns",
+                        f"more than {MAX_UNMATCHED_COLUMNS} different columns match no field "
+                        f"({shown}, ...): rename them to field names, map them "
+                        "(--map 'HEADER=FIELD') or leave them out",
+                    )
+                ],
+                summary="too many unknown columns",
+            )
+        self.unmatched.append(header)
 
     def _value(self, field: str, value: Any) -> Any:
         if isinstance(value, str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -138,3 +138,23 @@ def test_a_range_that_ends_before_it_starts_is_refused() -> None:
 def test_basic_header_is_base64_of_utf8() -> None:
     header = basic_header("客服", SecretStr("密码"))
     assert header.get_secret_value() == "Basic 5a6i5pyNOuWvhueggQ=="
+
+
+def test_a_year_below_1000_is_written_in_four_digits() -> None:
+    filters = TicketFilters(created_start=date(1, 1, 1), created_end=datetime(999, 12, 31, 8, 5))
+    assert filters.params() == {
+        "created_start": "0001-01-01 00:00:00",
+        "created_end": "0999-12-31 08:05:00",
+    }
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),  # year 0 in China time
+        datetime(9999, 12, 31, 23, tzinfo=UTC),  # year 10000 in China time
+    ],
+)
+def test_a_time_china_time_cannot_hold_is_refused_clearly(moment: datetime) -> None:
+    with pytest.raises(ValidationError, match="outside years 1-9999 in China time"):
+        TicketFilters(created_start=moment)

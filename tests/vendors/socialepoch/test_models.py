@@ -9,6 +9,7 @@ import pytest
 
 from tools.errors import InputError, Problem
 from tools.vendors.socialepoch.models import (
+    MAX_EXTENDED_FIELDS,
     CustomerRecord,
     SocialEpochCustomer,
     normalize_whatsapp,
@@ -174,3 +175,18 @@ def test_customer_record_is_lenient_about_vendor_data() -> None:
     )
     assert record.sex == "女"
     assert record.extended_fields == {"createTime": "x"}
+
+
+def test_more_extended_fields_than_a_tenant_has_are_one_problem() -> None:
+    row = {"whatsApp": "8618221733141", **{f"field{n}": "=1+1" for n in range(150)}}
+    with pytest.raises(InputError) as caught:
+        validate_customers([row])
+    [problem] = caught.value.problems  # not 150 formula problems
+    assert problem.field == "extendedFields"
+    assert f"at most {MAX_EXTENDED_FIELDS}" in problem.message
+
+
+def test_as_many_extended_fields_as_the_limit_are_sent() -> None:
+    extended = {f"field{n}": n for n in range(MAX_EXTENDED_FIELDS)}
+    [customer] = validate_customers([{"whatsApp": "8618221733141", **extended}])
+    assert customer.extended_fields == extended

@@ -8,6 +8,7 @@ import pytest
 
 from tools.errors import InputError, Problem
 from tools.vendors.xiaolanben.models import (
+    MAX_CUSTOM_FIELDS,
     ImportFlags,
     ImportResult,
     Staff,
@@ -227,3 +228,34 @@ def test_answers_parse_vendor_names_and_nulls() -> None:
         {"success": False, "customerId": None, "contactIdMap": None, "failedReason": "x"}
     )
     assert failed.contact_id_map == {}
+
+
+@pytest.mark.parametrize(
+    ("phone", "ascii_form"),
+    [
+        ("１３７１２３４５６７８", "13712345678"),
+        ("＋８６ １３７１２３４５６７８", "+86 13712345678"),
+    ],
+)
+def test_a_full_width_phone_is_refused_with_its_ascii_spelling(phone: str, ascii_form: str) -> None:
+    [problem] = problems_of([{"customerName": "蓝本科技", "contacts": [contact(phone=phone)]}])
+    assert problem.field == "contacts[0].phone"
+    assert f"{ascii_form!r}" in problem.message
+    assert "0-9" in problem.message
+
+
+def test_a_phone_in_other_non_ascii_digits_is_refused() -> None:
+    arabic_indic = "١٣٧١٢٣٤٥٦٧٨"
+    [problem] = problems_of(
+        [{"customerName": "蓝本科技", "contacts": [contact(phone=arabic_indic)]}]
+    )
+    assert problem.field == "contacts[0].phone"
+    assert "non-ASCII" in problem.message
+
+
+def test_more_custom_fields_than_the_limit_are_one_problem() -> None:
+    fields = {f"customizeField.text_{n}": "v" for n in range(MAX_CUSTOM_FIELDS + 1)}
+    [problem] = problems_of([{"customerName": "蓝本科技", **fields}])
+    assert f"{MAX_CUSTOM_FIELDS + 1} custom fields; at most {MAX_CUSTOM_FIELDS}" in problem.message
+    limit = {f"customizeField.text_{n}": "v" for n in range(MAX_CUSTOM_FIELDS)}
+    assert validate_customer({"customerName": "蓝本科技", **limit}).custom_fields == limit

@@ -42,7 +42,8 @@ CHINA_TIME = timezone(timedelta(hours=8))
 
 FILTER_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 """004 gives no format for `created_start` & co; crmops sends `yyyy-MM-dd HH:mm:ss`, China
-time, the format the vendor's console shows and its timestamps use."""
+time, the format the vendor's console shows and its timestamps use (the year always in four
+digits, `0001-01-01 00:00:00`: see `filter_time`)."""
 
 # 004 gives no lengths. A subject is a title (255 is the usual VARCHAR); the message and the
 # description are free text, bounded only to catch pasted garbage before the vendor does.
@@ -273,6 +274,13 @@ class TicketFilters(BaseModel):
     created_order: Order | None = None
     updated_order: Order | None = None
 
+    @field_validator("created_start", "created_end", "updated_start", "updated_end")
+    @classmethod
+    def _in_china_time_range(cls, value: TimeBound | None) -> TimeBound | None:
+        if value is not None:
+            _bound(value, 0)  # ValueError for a time that China time cannot hold
+        return value
+
     @model_validator(mode="after")
     def _ranges_are_ordered(self) -> TicketFilters:
         for name in ("created", "updated"):
@@ -288,19 +296,32 @@ class TicketFilters(BaseModel):
             for end, suffix in ((0, "start"), (1, "end")):
                 value = getattr(self, f"{name}_{suffix}")
                 if value is not None:
-                    params[f"{name}_{suffix}"] = _bound(value, end).strftime(FILTER_TIME_FORMAT)
+                    params[f"{name}_{suffix}"] = filter_time(_bound(value, end))
             order = getattr(self, f"{name}_order")
             if order is not None:
                 params[f"{name}_order"] = order
         return params
 
 
+def filter_time(moment: datetime) -> str:
+    """`moment` as `FILTER_TIME_FORMAT` writes it, the year in four digits also before 1000
+    (`strftime("%Y")` writes year 1 as `1` on Linux, which no reader of the format expects)."""
+    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
+
+
 def _bound(value: TimeBound, end: int) -> datetime:
-    """A filter bound as naive China time; a date covers its whole day."""
+    """A filter bound as naive China time; a date covers its whole day. `ValueError` for
+    an aware time that falls outside years 1-9999 in China time."""
     if not isinstance(value, datetime):
         return datetime.combine(value, time.max.replace(microsecond=0) if end else time.min)
     if value.tzinfo is not None:
-        return value.astimezone(CHINA_TIME).replace(tzinfo=None)
+        try:
+            return value.astimezone(CHINA_TIME).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError(
+                f"{value.isoformat()} is outside years 1-9999 in China time (UTC+8), which "
+                "the vendor's filters use: give a time within them"
+            ) from None
     return value
 
 

@@ -7,7 +7,7 @@ Build customers from raw rows with `validate_customers`, which reports every pro
 
 Field names are the vendor's (`friendName`); the snake_case names work too (`friend_name`).
 Keys that are not standard fields are the tenant's extended fields (000: configured in the
-admin console), sent as they are.
+admin console), sent as they are; at most `MAX_EXTENDED_FIELDS` a customer.
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ EMAIL_MAX = 100
 LONG_TEXT_MAX = 1000
 TAGS_MAX = 500
 EXTENDED_FIELD_NAME_MAX = 64
+MAX_EXTENDED_FIELDS = 100
+"""Extended fields one customer may carry. 000 gives no number: a tenant configures them in
+its admin console, tens at most; more in one record is a wrong file or an attack, and each
+would be checked and sent."""
 
 ExtendedValue = str | int | float | bool
 
@@ -223,8 +227,15 @@ def extended_field_errors(fields: Mapping[str, object]) -> dict[str, str]:
     """What is wrong with each bad extended field (name → message); empty when all are fine.
 
     002 code 533 "extended field format error": the vendor refuses the whole call for one
-    bad extended field, so each is checked here, per record, with the field named.
+    bad extended field, so each is checked here, per record, with the field named. More than
+    `MAX_EXTENDED_FIELDS` are one problem, `extendedFields`, and none is checked.
     """
+    if len(fields) > MAX_EXTENDED_FIELDS:
+        return {
+            "extendedFields": f"{len(fields):,} keys are no standard field (extended fields); "
+            f"a customer has at most {MAX_EXTENDED_FIELDS}: leave out the ones your tenant "
+            "has not configured"
+        }
     errors = {}
     for name, value in fields.items():
         if not name or len(name) > EXTENDED_FIELD_NAME_MAX:
@@ -258,11 +269,12 @@ def validate_customers(rows: Sequence[Mapping[str, Any]]) -> list[SocialEpochCus
     indexed: list[tuple[int, SocialEpochCustomer]] = []
     problems: list[Problem] = []
     for index, row in enumerate(rows):
-        extended = {k: v for k, v in row.items() if k not in _STANDARD_NAMES}
-        problems += [Problem(k, v, index) for k, v in extended_field_errors(extended).items()]
         try:
             indexed.append((index, SocialEpochCustomer.model_validate(dict(row))))
         except ValidationError as exc:
+            # The model checks the extended fields only once its standard ones are valid.
+            extended = {k: v for k, v in row.items() if k not in _STANDARD_NAMES}
+            problems += [Problem(k, v, index) for k, v in extended_field_errors(extended).items()]
             problems += problems_of(exc, index)
     problems += duplicate_problems(indexed)
     if problems:

@@ -1,7 +1,9 @@
 """Xiaolanben wire models (003), with the document's limits enforced before sending.
 
 Fields take the vendor's names (`customerName`) or snake_case (`customer_name`). Custom
-fields are flat keys `customizeField.<id>`; no other unknown key is accepted::
+fields are flat keys `customizeField.<id>`, at most `MAX_CUSTOM_FIELDS` a customer or
+contact; no other unknown key is accepted. A contact's phone is ASCII digits, as SocialEpoch
+wants its numbers (003 matches contacts by phone)::
 
     customer = XiaolanbenCustomer.model_validate({
         "customerName": "上海蓝本科技", "customizeField.text_13": "VIP",
@@ -13,6 +15,7 @@ fields are flat keys `customizeField.<id>`; no other unknown key is accepted::
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from enum import StrEnum
@@ -34,6 +37,9 @@ from tools.text import check_text, text_problem
 
 CUSTOM_FIELD_PREFIX = "customizeField."
 MAX_CONTACTS = 10
+MAX_CUSTOM_FIELDS = 100
+"""`customizeField.<id>` keys one customer (or contact) may carry. 003 gives no number: the
+tenant configures its custom fields, tens at most; more in one record is a wrong file."""
 _BIRTHDAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PHONE_CHARS = re.compile(r"^\s*\+?[\d\s\-()]{5,30}$")
 
@@ -81,6 +87,13 @@ class _Record(BaseModel):
                 "unknown field(s) {fields}",
                 {"fields": unknown},
             )
+        if len(self.model_extra or {}) > MAX_CUSTOM_FIELDS:
+            raise PydanticCustomError(
+                "too_many_custom_fields",
+                "{count} custom fields; at most {limit} are taken: leave out the ones the "
+                "tenant has not configured",
+                {"count": len(self.model_extra or {}), "limit": MAX_CUSTOM_FIELDS},
+            )
         for key, value in (self.model_extra or {}).items():
             problem = text_problem(value) if isinstance(value, str) else None
             if problem is not None:
@@ -97,6 +110,22 @@ class _Record(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The JSON object sent to the vendor: vendor names, unset fields left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _ascii_phone_problem(value: str) -> str | None:
+    """Why `value` is no ASCII phone (full-width `１３７...` typed by a Chinese IME), or None.
+
+    Refused rather than converted, as SocialEpoch numbers are: the vendor matches contacts
+    by the phone as sent, so `１３７...` and `137...` would be two contacts of one company.
+    """
+    if value.isascii():
+        return None
+    suggestion = unicodedata.normalize("NFKC", value).strip()
+    hint = f" (i.e. {suggestion!r})" if suggestion.isascii() else ""
+    return (
+        f"{value!r} holds full-width or other non-ASCII characters: type the number with "
+        f"the digits 0-9{hint}, or the vendor would keep it as a second contact"
+    )
 
 
 def _is_possible_phone(value: str) -> bool:
@@ -149,7 +178,12 @@ class XiaolanbenContact(_Record):
     @classmethod
     def _phone_is_a_phone_number(cls, value: str | None) -> str | None:
         # 003 matches contacts by phone, so a garbled one would make a second contact.
-        if value is not None and value.strip() and not _is_possible_phone(value):
+        if value is None or not value.strip():
+            return value
+        problem = _ascii_phone_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        if not _is_possible_phone(value):
             raise ValueError(
                 f"{value!r} is not a phone number: give a mobile number such as 13912345678 "
                 "(or +8613912345678); put other numbers in tel"
@@ -433,6 +467,8 @@ def _message(error: ErrorDetails) -> str:
     if kind == "string_too_long":
         length = java_length(given) if isinstance(given, str) else "?"
         return f"at most {ctx.get('max_length')} characters allowed (got {length}); shorten it"
+    if kind == "too_many_custom_fields":
+        return error["msg"]
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')} (got {given!r})"
     if kind == "value_error":
