@@ -7,8 +7,11 @@
 
 Exit codes, as the rest of `crmops` (tools/exit_codes.py): 0 every row imported (dry run: every
 row valid); 1 partial: rows rejected, refused by the vendor or not yet confirmed; 65 bad
-input (unreadable file, unknown columns, no valid row); 69 the vendor failed or refused us;
-78 configuration missing; 130 interrupted (rerun with --resume).
+input (unreadable file, unknown columns, no valid row, a --rejects path that is the input or
+cannot be written); 69 the vendor failed or refused us; 75 the journal is busy (locked by
+another process) or cannot be written (a full disk): no row is lost, rerun with --resume;
+78 configuration missing; 130 interrupted (rerun with --resume). Every failure is one line
+on stderr, and with --json also `{"error": {...}}` on stdout.
 
 `register(app)` adds the command to a Typer app.
 """
@@ -40,6 +43,7 @@ from rich.progress import (
 from rich.table import Table
 
 from tools.bulk import BulkImportReport, ImportProgress, bulk_import
+from tools.bulk.reporting import check_rejections_path
 from tools.errors import InputError, Problem
 from tools.exit_codes import (
     EXIT_CONFIG,
@@ -102,9 +106,11 @@ def import_file(
 ) -> None:
     """Import customers from a file, at the vendor's rate limit, each row exactly once."""
     console = Console(stderr=True)
-    with failures_as_exit_codes(interrupted=INTERRUPTED):
+    with failures_as_exit_codes(as_json=as_json, interrupted=INTERRUPTED):
         settings = Settings.load(env_file=env_file)
         columns = _parse_mapping(mapping or [])
+        if rejects is not None:  # before anything is sent, not when the report is written
+            check_rejections_path(rejects, file)
         showing = not as_json and console.is_terminal
         with _progress_bar(console) if showing else nullcontext() as bar:
             report = _run_stoppable(

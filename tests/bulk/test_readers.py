@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import os
 from pathlib import Path
 
 import openpyxl
 import pytest
 
 from tests.bulk.conftest import write_csv
-from tools.bulk import ColumnMap, read_rows
+from tools.bulk import ColumnMap, Records, read_rows, readers
 from tools.errors import InputError
 
 
@@ -129,3 +130,41 @@ def test_an_unknown_file_type_is_refused(tmp_path: Path) -> None:
     (tmp_path / "in.xls").write_bytes(b"")
     with pytest.raises(InputError, match="unknown file type"):
         read_rows(tmp_path / "in.xls")
+
+
+def test_records_in_memory_are_checked_as_json_lines_are() -> None:
+    deep: list[object] = []
+    for _ in range(40):
+        deep = [deep]
+    records = Records(
+        "import_customer",
+        [
+            {"whatsApp": "8613800138000", "age": float("nan")},
+            {f"k{n}": n for n in range(readers.MAX_COLUMNS + 1)},
+            {"contacts": deep},
+            {"whatsApp": "8613800138001"},
+        ],
+    )
+    rows = list(read_rows(records))
+    assert [row.error is None for row in rows] == [False, False, False, True]
+    assert rows[0].error is not None
+    assert "age: nan is not a number" in rows[0].error
+    assert rows[3].cells == {"whatsApp": "8613800138001"}
+
+
+def test_a_quoted_cell_over_two_lines_is_read_as_one_cell(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "in.csv",
+        ["客户名称", "地址", "备注", "联系人"],
+        [["蓝本", "上海市\n浦东新区, 世纪大道 1 号", "a, b\nc", "王芳"]],
+    )
+    (row,) = read_rows(path)
+    assert row.error is None
+    assert row.cells["地址"] == "上海市\n浦东新区, 世纪大道 1 号"
+
+
+@pytest.mark.timeout(5)
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "in.csv")
+    with pytest.raises(InputError, match="a pipe"):
+        read_rows(tmp_path / "in.csv")

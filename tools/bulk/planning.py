@@ -19,7 +19,14 @@ import json
 from collections.abc import Mapping, Sequence
 
 from tools.bulk.columns import ColumnMap
-from tools.bulk.readers import Records, Source, SourceRow, file_format, read_rows
+from tools.bulk.readers import (
+    Records,
+    Source,
+    SourceRow,
+    file_format,
+    open_input,
+    read_rows,
+)
 from tools.bulk.reporting import ProgressMeter
 from tools.bulk.run import RowCallbacks, RunScope
 from tools.errors import InputError, Problem
@@ -44,7 +51,7 @@ def fingerprint(source: Source, vendor: str, mapping: Mapping[str, str], sheet: 
     if isinstance(source, Records):
         digest.update(source.digest())
         return digest.hexdigest()
-    with source.open("rb") as handle:
+    with open_input(source) as handle:  # a FIFO, a device or a missing file: InputError
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()

@@ -8,19 +8,23 @@ the journal, earlier runs included), its audit record, and every row not importe
 
 from __future__ import annotations
 
-import csv
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from pydantic import BaseModel, Field
 
 from tools.bulk.columns import BulkVendor
+from tools.bulk.readers import Source
 from tools.bulk.run import RunScope
+from tools.errors import InputError, Problem, StorageError
 from tools.storage.audit import AuditEntry, Outcome
 from tools.storage.journal import JournalCounts, Rejection
+from tools.text import SpreadsheetWriter
 
 REPORTED_REJECTIONS = 100
 
@@ -215,11 +219,72 @@ async def record_run(scope: RunScope, report: BulkImportReport) -> None:
     )
 
 
+def check_rejections_path(path: Path, source: Source) -> None:
+    """`InputError` unless `export_rejections` can write `path`: not the input file itself
+    (nor a link to it), not a folder, in a folder crmops may create a file in. Call it
+    before the import, so a wrong path is refused before anything is sent."""
+    where = "--rejects"
+    if isinstance(source, Path) and path.exists() and source.exists() and path.samefile(source):
+        raise InputError(
+            [Problem(where, f"{path} is the input file: give another path for the rejects")]
+        )
+    if path.is_dir():
+        raise InputError([Problem(where, f"{path} is a folder: give a file path, e.g. bad.csv")])
+    try:
+        with tempfile.NamedTemporaryFile(dir=_folder(path), prefix=".crmops-rejects-"):
+            pass
+    except OSError as exc:
+        raise InputError(
+            [Problem(where, f"cannot write {path} ({exc.strerror}): give a writable path")]
+        ) from None
+
+
+def _folder(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path()
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[IO[str]]:
+    """A text file that becomes `path` once written whole: a failure (a full disk) leaves
+    whatever `path` was untouched, and is a `StorageError` saying so."""
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w",
+            dir=_folder(path),
+            prefix=".crmops-rejects-",
+            suffix=".csv",
+            newline="",
+            encoding="utf-8-sig",
+            delete=False,
+        ) as handle:
+            try:
+                yield handle
+            except BaseException:
+                handle.close()
+                Path(handle.name).unlink()
+                raise
+        Path(handle.name).replace(path)
+    except OSError as exc:
+        action = (
+            "free disk space or give --rejects another path, then rerun the same command "
+            "with --resume: it writes the rejects again and sends nothing twice"
+        )
+        raise StorageError(
+            f"cannot write the rejected rows to {path} ({exc.strerror}): {action}",
+            backend="file",
+            action=action,
+        ) from None
+
+
 async def export_rejections(scope: RunScope, path: Path) -> int:
-    """Write every row not imported to `path` (CSV, UTF-8 with BOM for Excel); the count."""
+    """Write every row not imported to `path` (CSV, UTF-8 with BOM for Excel); the count.
+
+    `InputError` when `path` is the input (see `check_rejections_path`); `StorageError` when
+    it cannot be written whole (what was at `path` stays as it was)."""
+    check_rejections_path(path, scope.source)
     count = 0
-    with path.open("w", newline="", encoding="utf-8-sig") as handle:
-        writer = csv.writer(handle)
+    with _replacing(path) as handle:
+        writer = SpreadsheetWriter(handle)  # every cell: no formula runs (OWASP)
         writer.writerow(["row", "field", "reason", "identity", "stage"])
         async for rejection in scope.journal.rejections(scope.import_id):
             problem = _problem(rejection)

@@ -16,8 +16,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from tools.errors import ConfigurationError
+from tools.errors import ConfigurationError, StorageUnavailableError
 from tools.settings import CrmopsSettings
+from tools.storage.sqlite import storage_error
 from tools.storage.store import Store, sqlite_store
 
 DB_NAME = "crmops.db"
@@ -68,11 +69,23 @@ def open_store(settings: CrmopsSettings) -> Store:
 
 
 def _open_sqlite(path: Path) -> Store:
+    """The SQLite store at `path`: a file another process holds locked (past the busy
+    timeout) or a full disk is a `StorageUnavailableError` (wait, or free space), a file that
+    cannot be opened at all a `ConfigurationError` (set CRMOPS_DB)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return sqlite_store(path)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigurationError(
-            vendor="crmops",
-            detail=f"cannot open the database {path} ({exc}); set CRMOPS_DB to a writable file",
-        ) from exc
+    except sqlite3.Error as exc:
+        error = storage_error(exc, str(path))
+        if isinstance(error, StorageUnavailableError):
+            raise error from exc
+        raise _unopenable(path, exc) from exc
+    except OSError as exc:
+        raise _unopenable(path, exc) from exc
+
+
+def _unopenable(path: Path, exc: Exception) -> ConfigurationError:
+    return ConfigurationError(
+        vendor="crmops",
+        detail=f"cannot open the database {path} ({exc}); set CRMOPS_DB to a writable file",
+    )
