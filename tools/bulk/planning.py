@@ -156,9 +156,7 @@ class Planner:
         target = self.scope.target
         record = self.columns.record(row.cells)
         if target.sends_unknown_columns:
-            for column in self.columns.unknown_columns(row.cells):
-                if column not in self.extended:
-                    self.extended.append(column)
+            self.extended = self.columns.unmatched  # kept by the map, each column once
         try:
             prepared = target.prepare(record)
         except InputError as exc:
