@@ -22,6 +22,7 @@ from typing import Annotated
 import typer
 
 from tools.exit_codes import failures_as_exit_codes
+from tools.redaction import install_log_redaction
 
 
 def register(app: typer.Typer) -> None:
@@ -59,6 +60,7 @@ def slack(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()  # no secret in any form in a log line (tools.redaction)
     # slack-bolt, aiohttp and the settings load only now: `crmops --help` imports this module.
     from bots.run import run_bot  # noqa: PLC0415 - start-up cost
 

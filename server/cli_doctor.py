@@ -72,7 +72,17 @@ def print_report(console: Console, report: DoctorReport) -> None:
     console.print(table)
     for check in report.checks:
         _explain(console, check)
+    _print_sources(console, report)
     console.print(_verdict(report), highlight=False)
+
+
+def _print_sources(console: Console, report: DoctorReport) -> None:
+    """Where each setting came from: the environment, which .env file, or the default."""
+    if not report.sources:
+        return
+    console.print("\nsettings read from:", highlight=False)
+    for variable, origin in report.sources.items():
+        console.print(f"  {variable}: {origin}", highlight=False, markup=False)
 
 
 def _result(check: VendorCheck) -> str:

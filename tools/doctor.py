@@ -14,7 +14,12 @@ variables; otherwise one harmless read is made, once, without retries:
 
 The probes are the registry's (`tools.vendors.registry`). A failure is explained by the
 error itself (`meaning`, `action`: from the error catalog for a vendor's code, or what to
-check for no answer at all). Nothing here prints; the CLI renders the report.
+check for no answer at all). A vendor whose base URL is plain `http://` to a host that is
+not loopback is `misconfigured` (`VendorSettings.insecure_url`), and nothing is sent.
+
+`diagnose` also says where each setting in force came from (`DoctorReport.sources`): the
+environment, which `.env` file, or the default; never a value. Nothing here prints; the
+CLI renders the report.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings
 
+from tools import redaction
 from tools.catalog import VENDORS, Vendor
 from tools.errors import (
     ConfigurationError,
@@ -38,7 +44,14 @@ from tools.errors import (
     VendorUnavailableError,
 )
 from tools.services import Services
-from tools.settings import CrmopsSettings, Settings, VendorSettings, unparsed_values
+from tools.settings import (
+    CrmopsSettings,
+    Origin,
+    Settings,
+    VendorSettings,
+    setting_sources,
+    unparsed_values,
+)
 from tools.text import one_line
 from tools.vendors.registry import REGISTRY, AnyVendorRow
 
@@ -70,6 +83,11 @@ class DoctorReport(BaseModel):
     """Every vendor's check; `outcome` sums them up."""
 
     checks: list[VendorCheck]
+    sources: dict[str, Origin] = Field(
+        default_factory=dict,
+        description="each variable that is set, and each vendor's base URL: where its value "
+        'came from ("environment", ".env file <path>" or "default")',
+    )
 
     @property
     def outcome(self) -> Outcome:
@@ -105,7 +123,19 @@ async def diagnose(
     settings = Settings(crmops=crmops, **vendors)
     skip = {check.vendor for check in broken}
     report = await diagnose_settings(settings, transports=transports, skip=skip)
-    return DoctorReport(checks=_in_vendor_order([*broken, *report.checks]))
+    return DoctorReport(
+        checks=_in_vendor_order([*broken, *report.checks]), sources=_sources(env_file)
+    )
+
+
+def _sources(env_file: Path | None) -> dict[str, Origin]:
+    """Where each setting that is set (and each vendor's base URL) came from."""
+    shown: dict[str, Origin] = {}
+    for part in Settings.parts().values():
+        for variable, origin in setting_sources(part, env_file).items():
+            if origin != "default" or variable.endswith("_BASE_URL"):
+                shown[variable] = origin
+    return shown
 
 
 async def diagnose_settings(
@@ -138,13 +168,16 @@ async def _check(row: AnyVendorRow, settings: Settings, services: Services) -> V
             summary=f"not configured (none of {names} is set)",
         )
     missing = own.missing()
+    refused = None if missing else own.insecure_url()
+    if refused is not None:
+        return _insecure(row, own, refused)
     if missing:
         incomplete = ConfigurationError(vendor=vendor, missing=missing)
         return VendorCheck(
             vendor=vendor,
             status="misconfigured",
             check="skipped",
-            url=own.url,
+            url=redaction.shown_url(own.url),
             summary=f"incomplete settings: set {', '.join(missing)}",
             missing=missing,
             action=incomplete.action,
@@ -153,14 +186,27 @@ async def _check(row: AnyVendorRow, settings: Settings, services: Services) -> V
     try:
         summary = await row.probe(services.client(row))
     except CrmopsError as exc:
-        return _failed(row, own.url, exc, time.monotonic() - started)
+        return _failed(row, redaction.shown_url(own.url), exc, time.monotonic() - started)
     return VendorCheck(
         vendor=vendor,
         status="ok",
         check=row.probe_call,
-        url=own.url,
+        url=redaction.shown_url(own.url),
         summary=summary,
         seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _insecure(row: AnyVendorRow, own: VendorSettings, refused: ConfigurationError) -> VendorCheck:
+    """The check of a vendor whose base URL is plain HTTP to another host: nothing sent."""
+    return VendorCheck(
+        vendor=row.name,
+        status="misconfigured",
+        check="skipped",
+        url=redaction.shown_url(own.url),
+        summary=f"refused: {refused.detail}",
+        missing=[f"{row.env_prefix}BASE_URL", f"{row.env_prefix}ALLOW_INSECURE_HTTP"],
+        action=refused.action,
     )
 
 

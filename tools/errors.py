@@ -2,7 +2,9 @@
 
 Every failure a caller can see is a `CrmopsError`; the adapters (MCP, Slack, CLI) render
 `str(error)`, which is written for a person: what went wrong, the vendor's own code and
-message, what it means and what to do. No error ever carries a secret. Every error also
+message, what it means and what to do. No error ever carries a secret: every message, and
+the vendor's message and body an error keeps, passes `tools.redaction.redact` when the error
+is made (a gateway may echo the request, Basic credentials and all). Every error also
 carries `meaning` (what the failure means) and `action` (what to do about it), one sentence
 each, so `doctor` and the adapters show advice without a table of their own.
 
@@ -43,10 +45,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from tools.redaction import redact
+
 if TYPE_CHECKING:
     from tools.catalog import CatalogEntry
 
 _BODY_KEPT = 2000
+
+
+def _kept(body: str) -> str:
+    """The part of a vendor's answer an error keeps, redacted before it is cut (a secret
+    cut in two would survive in part); a long body is cut first, generously."""
+    return redact(body[: _BODY_KEPT * 4])[:_BODY_KEPT]
 
 
 class CrmopsError(Exception):
@@ -59,6 +69,9 @@ class CrmopsError(Exception):
     meaning: str = ""
     action: str = ""
 
+    def __init__(self, message: str = "") -> None:
+        super().__init__(redact(message))
+
 
 class ConfigurationError(CrmopsError):
     """A vendor is called but its settings are incomplete or invalid."""
@@ -70,9 +83,9 @@ class ConfigurationError(CrmopsError):
     ) -> None:
         self.vendor = vendor
         self.missing = list(missing)
-        self.detail = detail
+        self.detail = redact(detail)
         verb = "set" if self.missing and not detail else "fix"
-        self.action = action or (
+        self.action = redact(action) or (
             f"{verb} the variables named (environment or .env), then run crmops doctor again"
         )
         text = f"{vendor} is not configured"
@@ -149,7 +162,9 @@ class VendorUnavailableError(VendorError):
         action: str = "",
     ) -> None:
         self.request_sent = request_sent
-        self.action = action or f"check {vendor.upper()}_BASE_URL and that this machine reaches it"
+        self.action = (
+            redact(action) or f"check {vendor.upper()}_BASE_URL and that this machine reaches it"
+        )
         super().__init__(message, vendor=vendor, operation=operation)
 
 
@@ -162,7 +177,7 @@ class MalformedResponseError(VendorError):
         self, message: str, *, vendor: str, operation: str = "", http_status: int, body: str
     ) -> None:
         self.http_status = http_status
-        self.body = body[:_BODY_KEPT]
+        self.body = _kept(body)
         self.action = f"check {vendor.upper()}_BASE_URL points at the vendor's API host"
         super().__init__(message, vendor=vendor, operation=operation)
 
@@ -187,9 +202,9 @@ class VendorAPIError(VendorError):
     ) -> None:
         self.http_status = http_status
         self.code = code
-        self.vendor_message = message
+        self.vendor_message = redact(message)
         self.request_id = request_id
-        self.body = body[:_BODY_KEPT]
+        self.body = _kept(body)
         self.entry = entry
         self.retry_after = retry_after
         if entry is not None:

@@ -7,20 +7,32 @@ Bangwo8 never fails because SocialEpoch is unconfigured::
     settings = Settings.load(env_file=p)    # tests: a file under tmp_path
     settings.socialepoch.require()          # ConfigurationError naming what is missing
 
-Secrets are `SecretStr`; only the signers call `.get_secret_value()`.
+Secrets are `SecretStr`; only the signers call `.get_secret_value()` to send them, and
+every settings object registers them with `tools.redaction` when it is built (and again at
+`require()`), so no text crmops shows, logs or stores carries one in any form.
+
+A vendor base URL must be `https://` unless it is a loopback address (the sandbox, a local
+proxy) or `<VENDOR>_ALLOW_INSECURE_HTTP=true` says so: `require()` refuses plain HTTP, which
+would send the credentials unencrypted. `setting_sources(env_file)` tells where each value
+came from (the environment, a `.env` file, or the default), for `doctor`.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import re
 from datetime import UTC, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tools import redaction
 from tools.errors import ConfigurationError
 
 SOCIALEPOCH_DEFAULT_URL = "https://api.socialepoch.com"
@@ -48,6 +60,43 @@ def parse_timezone(value: str) -> tzinfo:
         raise ValueError(f"{value!r} is neither a UTC offset like +08:00 nor a zone name") from exc
 
 
+def register_secrets(settings: BaseModel, pairs: tuple[tuple[str, str], ...] = ()) -> None:
+    """Register every secret `settings` holds with `tools.redaction`: each `SecretStr` value,
+    the password of any URL among its values, and each `(user field, secret field)` of
+    `pairs` as the HTTP Basic pair it is sent as."""
+    secrets: list[str] = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name, None)
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            continue
+        # A URL is secret for its password alone: the rest (the host) may be shown.
+        in_url = redaction.url_secrets(text)
+        if in_url or "://" in text:
+            secrets += in_url
+        elif isinstance(value, SecretStr):
+            secrets.append(text)
+    basic = [(_text(getattr(settings, user)), _text(getattr(settings, key))) for user, key in pairs]
+    redaction.register(secrets, pairs=basic)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return "" if value is None else str(value)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) is this machine: `localhost`, 127.0.0.0/8, ::1."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class VendorSettings(BaseSettings):
     """What every vendor's settings have: a base URL, a rate limit, the variables a call
     needs (`missing()`, `require()`) and those any of which make it configured at all."""
@@ -55,8 +104,18 @@ class VendorSettings(BaseSettings):
     required: ClassVar[tuple[str, ...]] = ()
     credentials: ClassVar[tuple[str, ...]] = ()
     """The settings any one of which, set, make the vendor "configured at all" (doctor)."""
+    basic_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """`(user, secret)` settings sent together as HTTP Basic auth: redacted in that form too."""
 
     rate_limit: float = Field(default=10.0, gt=0, description="requests per second per API")
+    allow_insecure_http: bool = Field(
+        default=False,
+        description="allow a plain http:// base URL that is not a loopback address "
+        "(the credentials then travel unencrypted)",
+    )
+
+    def model_post_init(self, context: Any, /) -> None:
+        register_secrets(self, self.basic_pairs)
 
     @property
     def url(self) -> str:
@@ -80,11 +139,36 @@ class VendorSettings(BaseSettings):
         ]
 
     def require(self) -> None:
-        """Raise `ConfigurationError` naming every unset variable this vendor needs."""
+        """Raise `ConfigurationError` naming every unset variable this vendor needs, or a
+        plain-HTTP base URL that is neither loopback nor allowed (`insecure_url`)."""
+        register_secrets(self, self.basic_pairs)  # values assigned after construction too
+        vendor = type(self).__name__.removesuffix("Settings").lower()
         names = self.missing()
         if names:
-            vendor = type(self).__name__.removesuffix("Settings")
-            raise ConfigurationError(vendor=vendor.lower(), missing=names)
+            raise ConfigurationError(vendor=vendor, missing=names)
+        refused = self.insecure_url()
+        if refused is not None:
+            raise refused
+
+    def insecure_url(self) -> ConfigurationError | None:
+        """The error for a base URL that must not be used, or None when it may: plain
+        `http://` to a host that is not loopback, unless `allow_insecure_http`."""
+        parts = urlsplit(self.url)
+        if parts.scheme.lower() != "http" or self.allow_insecure_http:
+            return None
+        if is_loopback(parts.hostname or ""):
+            return None
+        prefix = self.env_prefix()
+        action = (
+            f"use the vendor's https:// URL in {prefix}BASE_URL, or set "
+            f"{prefix}ALLOW_INSECURE_HTTP=true if this host really has no TLS"
+        )
+        return ConfigurationError(
+            vendor=type(self).__name__.removesuffix("Settings").lower(),
+            detail=f"{prefix}BASE_URL is {redaction.shown_url(self.url)}: plain http:// would "
+            f"send the credentials unencrypted; {action}",
+            action=action,
+        )
 
 
 def _is_set(value: object) -> bool:
@@ -160,6 +244,7 @@ class Bangwo8Settings(VendorSettings):
 
     model_config = SettingsConfigDict(env_prefix="BANGWO8_", **_COMMON)  # type: ignore[typeddict-item]
     credentials = ("client_id", "client_secret", "account", "password")
+    basic_pairs = (("client_id", "client_secret"), ("account", "password"))
 
     base_url: str = BANGWO8_DEFAULT_URL
     account: str | None = None
@@ -198,7 +283,20 @@ class CrmopsSettings(BaseSettings):
     # (about 40 ms) of slack; bench/bulk_import.py saw refusals at 0.98 but none at 0.96.
     rate_headroom: float = Field(default=0.96, gt=0, le=1)
     mcp_token: SecretStr | None = Field(
-        default=None, description="bearer token the MCP server requires over HTTP"
+        default=None,
+        description="bearer token the MCP server requires over HTTP (at least 32 characters)",
+    )
+    mcp_max_sessions: int = Field(
+        default=1000, ge=1, description="MCP sessions open at once over HTTP, all clients together"
+    )
+    mcp_sessions_per_client: int = Field(
+        default=32, ge=1, description="MCP sessions one client address may hold open over HTTP"
+    )
+    mcp_session_idle: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="seconds an MCP session with no request in flight stays open over HTTP",
     )
     read_only: bool = Field(default=False, description="expose only the read-only MCP tools")
     tools: str | None = Field(
@@ -228,6 +326,9 @@ class CrmopsSettings(BaseSettings):
         "limits, the Bangwo8 token, Slack dedupe and confirmations (default: in-process); "
         "checked when first used (tools.storage.shared), so its password never reaches an error",
     )
+
+    def model_post_init(self, context: Any, /) -> None:
+        register_secrets(self)
 
 
 class Settings(BaseModel):
@@ -271,12 +372,39 @@ def read_settings(settings: type[_Read], env_file: Path | None, name: str) -> _R
     """`settings` from the environment, then `env_file`; `ConfigurationError` for a value
     that does not parse, naming the variable but never the value (it may be a secret)."""
     try:
-        return settings(_env_file=env_file)
+        loaded = settings(_env_file=env_file)
     except ValidationError as exc:
         problems = [f"{variable}: {why}" for variable, why in unparsed_values(exc, settings)]
         raise ConfigurationError(
             vendor=name, detail="; ".join(problems) + " (fix it in the environment or .env)"
         ) from None
+    register_secrets(loaded)  # settings of other parts (Slack) hold secrets too
+    return loaded
+
+
+Origin = str
+"""Where a setting's value came from: "environment", ".env file <path>" or "default"."""
+
+
+def setting_sources(settings: type[BaseSettings], env_file: Path | None) -> dict[str, Origin]:
+    """Each variable of `settings` (e.g. `BANGWO8_BASE_URL`) and where its value comes from,
+    by the precedence pydantic-settings reads them in: the environment, then `env_file`,
+    then the default. Never a value: only names and places."""
+    prefix = str(settings.model_config.get("env_prefix", "")).upper()
+    environment = {name.upper() for name in os.environ}
+    in_file: set[str] = set()
+    if env_file is not None and env_file.is_file():
+        in_file = {name.upper() for name in dotenv_values(env_file)}
+    sources: dict[str, Origin] = {}
+    for field in settings.model_fields:
+        variable = f"{prefix}{field.upper()}"
+        if variable in environment:
+            sources[variable] = "environment"
+        elif variable in in_file:
+            sources[variable] = f".env file {env_file}"
+        else:
+            sources[variable] = "default"
+    return sources
 
 
 def unparsed_values(error: ValidationError, settings: type[BaseSettings]) -> list[tuple[str, str]]:

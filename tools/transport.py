@@ -44,6 +44,7 @@ from tools.errors import (
     VendorError,
     VendorUnavailableError,
 )
+from tools.redaction import shown_url
 from tools.settings import CrmopsSettings
 
 log = logging.getLogger("crmops.http")
@@ -322,7 +323,7 @@ class VendorTransport(AsyncClosing):
             what = "the connection failed after the request was sent, so the outcome is unknown"
         else:
             what = "the request did not reach the vendor"
-        setting, url = f"{self.vendor.upper()}_BASE_URL", self._http.base_url
+        setting, url = f"{self.vendor.upper()}_BASE_URL", shown_url(str(self._http.base_url))
         return VendorUnavailableError(
             f"{self.vendor} {endpoint.name}: {type(exc).__name__} ({what}). "
             f"Check the network and {setting} ({url}).",

@@ -1,12 +1,15 @@
 """No secret anywhere: tool results, Slack messages, exception texts and reprs, database rows.
 
 Every secret the suite uses carries the marker `CANARY` (tests/conftest.py), and a plugin
-there fails any test whose output or log records show one. These tests drive the places a
-secret could slip into besides: each is searched for the marker and for each full secret.
+there fails any test whose output or log records show one, as is, URL-encoded or inside
+base64 (HTTP Basic). These tests drive the places a secret could slip into besides: each is
+searched for the marker and for every form of each secret on the wire (`wire_forms`: raw,
+URL-quoted, base64 of the secret and of its Basic `user:secret` pair).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import subprocess
@@ -15,8 +18,10 @@ import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import anyio
+import pytest
 from mcp import Client
 from pydantic import SecretStr
 
@@ -32,10 +37,13 @@ from tests.bots.conftest import (
 )
 from tests.bots.waiting import wait_until
 from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
-from tests.conftest import CANARY
+from tests.conftest import CANARY, shows_canary
+from tests.reliability.test_hostile_secrets import wire_forms
 from tests.sandbox_fixtures import SECRETS, Sandbox
 from tools.bulk import bulk_import
 from tools.errors import CrmopsError
+from tools.sandbox.bangwo8 import SANDBOX_ACCOUNT, SANDBOX_PASSWORD
+from tools.sandbox.stack import BW8_CLIENT_ID, BW8_CLIENT_SECRET
 from tools.services import Services
 from tools.settings import Settings
 from tools.storage.audit import Actor
@@ -49,18 +57,39 @@ __all__ = ["access", "endpoint", "fake_slack", "slack_settings", "store"]
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_WAIT = RetryPolicy(attempts=2, wait_initial=0, wait_max=0, wait_jitter=0, timeout=10)
-ALL_SECRETS = (*SECRETS, *SLACK_SECRETS)
+ALL_SECRETS = (*SECRETS, *SLACK_SECRETS, SANDBOX_PASSWORD.get_secret_value())
+WIRE_FORMS = frozenset(
+    {form for secret in ALL_SECRETS for form in wire_forms(secret)}
+    | wire_forms(BW8_CLIENT_SECRET, BW8_CLIENT_ID)
+    | wire_forms(SANDBOX_PASSWORD.get_secret_value(), SANDBOX_ACCOUNT)
+)
+"""Every form a suite secret takes on the wire (the Basic pairs are the Bangwo8 sandbox's)."""
 
 
 def assert_clean(texts: Iterable[str], where: str) -> int:
-    """Checks each text for the marker and every secret; returns how many were checked."""
+    """Checks each text for the marker (also encoded) and every form of every secret;
+    returns how many were checked."""
     count = 0
     for text in texts:
         count += 1
-        assert CANARY not in text, f"a canary secret in {where}: {text[:300]!r}"
-        for secret in ALL_SECRETS:
-            assert secret not in text, f"a secret in {where}"
+        assert not shows_canary(text), f"a canary secret in {where}: {text[:300]!r}"
+        for form in WIRE_FORMS:
+            assert form not in text, f"a secret in {where} (as {form!r})"
     return count
+
+
+def test_the_checks_see_a_secret_in_each_form_it_takes_on_the_wire() -> None:
+    basic = base64.b64encode(f"{BW8_CLIENT_ID}:{BW8_CLIENT_SECRET}".encode()).decode()
+    leaks = [
+        f"Authorization: Basic {basic}",
+        f"https://u:{quote(BW8_CLIENT_SECRET, safe='')}@host/",
+        f"redis://host/0?password={quote_plus(BW8_CLIENT_SECRET)}",
+    ]
+    for leak in leaks:
+        assert shows_canary(leak), leak
+        with pytest.raises(AssertionError):
+            assert_clean([leak], "a probe")
+    assert assert_clean(["Authorization: Basic ***", "https://u:***@host/"], "a probe") == 2
 
 
 def test_every_suite_secret_carries_the_canary() -> None:
@@ -87,6 +116,10 @@ def test_the_plugin_fails_a_test_that_leaks_and_passes_one_that_does_not(tmp_pat
                 except ValueError:
                     logging.getLogger("crmops").warning("failed", exc_info=True)
 
+            def test_prints_a_secret_as_basic_auth():
+                import base64
+                print("Basic", base64.b64encode(b"id:k-{CANARY}").decode())
+
             def test_writes_a_secret_to_stderr():
                 import sys
                 sys.stderr.write("k-{CANARY}\\n")
@@ -107,9 +140,9 @@ def test_the_plugin_fails_a_test_that_leaks_and_passes_one_that_does_not(tmp_pat
         check=False,
     )  # fmt: skip
     out = result.stdout
-    assert "4 failed, 1 passed" in out, out[-2000:]
+    assert "5 failed, 1 passed" in out, out[-2000:]
     assert "PASSED ../" in out or "PASSED " in out
-    assert out.count("a canary secret leaked") >= 4
+    assert out.count("a canary secret leaked") >= 5
 
 
 async def test_tool_results_and_errors_over_mcp_hold_no_secret(

@@ -9,8 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
+from server.cli import app
 from tests.sandbox_fixtures import SECRETS, Sandbox
 from tools.doctor import DoctorReport, diagnose, diagnose_settings
 from tools.settings import Settings
@@ -169,3 +172,54 @@ def test_crmops_doctor_exits_78_when_settings_are_missing(tmp_path: Path) -> Non
     assert done.returncode == 78, done.stdout + done.stderr
     assert "XIAOLANBEN_SIGN_KEY" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+# --- plain HTTP, and where each setting came from ------------------------------------------
+
+
+def _plain_http_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Bangwo8 at plain HTTP on a real host, from a `.env` file and the environment."""
+    env_file = tmp_path / "crmops.env"
+    env_file.write_text("BANGWO8_BASE_URL=http://api.example.com\nBANGWO8_CLIENT_ID=c-1\n")
+    monkeypatch.setenv("BANGWO8_CLIENT_SECRET", "s3cret-from-the-environment")
+    return env_file
+
+
+async def test_a_plain_http_vendor_url_is_refused_and_every_setting_says_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = _plain_http_settings(tmp_path, monkeypatch)
+
+    report = await diagnose(env_file=env_file)
+
+    (check,) = [check for check in report.checks if check.vendor == "bangwo8"]
+    assert check.status == "misconfigured"
+    assert "BANGWO8_BASE_URL is http://api.example.com" in check.summary
+    assert check.missing == ["BANGWO8_BASE_URL", "BANGWO8_ALLOW_INSECURE_HTTP"]
+    assert check.action is not None
+    assert "BANGWO8_ALLOW_INSECURE_HTTP=true" in check.action
+    assert report.sources == {
+        "SOCIALEPOCH_BASE_URL": "default",
+        "XIAOLANBEN_BASE_URL": "default",
+        "BANGWO8_BASE_URL": f".env file {env_file}",
+        "BANGWO8_CLIENT_ID": f".env file {env_file}",
+        "BANGWO8_CLIENT_SECRET": "environment",
+    }
+    assert "s3cret-from-the-environment" not in report.model_dump_json()
+
+
+def test_crmops_doctor_prints_where_each_setting_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = _plain_http_settings(tmp_path, monkeypatch)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    done = CliRunner().invoke(app, ["doctor", "--env-file", str(env_file)])
+
+    assert done.exit_code == 78, done.output
+    assert "settings read from:" in done.stdout
+    assert "BANGWO8_CLIENT_SECRET: environment" in done.stdout
+    assert f"BANGWO8_BASE_URL: .env file {env_file}" in done.stdout
+    assert "XIAOLANBEN_BASE_URL: default" in done.stdout
+    assert "plain http://" in done.stdout
+    assert "s3cret-from-the-environment" not in done.output

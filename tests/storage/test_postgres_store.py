@@ -18,12 +18,13 @@ from tests.bulk.conftest import XLB_HEADER, write_csv, xiaolanben_rows
 from tests.storage.postgres_server import PASSWORD, PostgresServer, free_port
 from tools.errors import ConfigurationError, StorageUnavailableError
 from tools.exit_codes import EXIT_STORAGE
+from tools.redaction import shown_url
 from tools.sandbox.stack import start_sandbox
 from tools.settings import CrmopsSettings
 from tools.storage.audit import Actor, AuditEntry
 from tools.storage.configured import open_store
 from tools.storage.journal import ImportKey, NewRow, RowUpdate
-from tools.storage.postgres import SCHEMA_VERSION, PostgresJournal, shown_url
+from tools.storage.postgres import SCHEMA_VERSION, PostgresJournal
 from tools.storage.shared import check_readiness, readiness_checks
 
 KEY = ImportKey("xiaolanben", "company-42@http://127.0.0.1:1", "f" * 64)

@@ -141,7 +141,7 @@ async def test_without_redis_url_nothing_is_shared() -> None:
 def build_settings(*, redis_url: str | None, bangwo8_url: str = "http://127.0.0.1:9") -> Settings:
     """Sandbox credentials (no server needed) with `CRMOPS_REDIS_URL` set or not."""
     socialepoch, xiaolanben, bangwo8 = build_simulators(seed=True)
-    sandbox = Sandbox(socialepoch, xiaolanben, bangwo8, "http://se", "http://xlb", bangwo8_url)
+    sandbox = Sandbox(socialepoch, xiaolanben, bangwo8, "https://se", "https://xlb", bangwo8_url)
     crmops = CrmopsSettings(redis_url=SecretStr(redis_url) if redis_url else None)
     return sandbox.settings(crmops)
 
@@ -152,7 +152,7 @@ async def test_replicas_share_one_bangwo8_token(
     caplog.set_level(logging.DEBUG)
     _, _, simulator = build_simulators(seed=True)
     transport = httpx.ASGITransport(simulator.app)
-    settings = build_settings(redis_url=redis_url, bangwo8_url="http://bangwo8.test")
+    settings = build_settings(redis_url=redis_url, bangwo8_url="https://bangwo8.test")
     for _ in range(2):  # two replicas, one after the other: the second reuses the token
         async with Services(settings, transports={"bangwo8": transport}) as replica:
             await list_tickets(replica)
@@ -175,7 +175,7 @@ async def _stored_token(redis_url: str) -> str | None:
 async def test_a_revoked_shared_token_is_replaced_once_for_every_replica(redis_url: str) -> None:
     _, _, simulator = build_simulators(seed=True)
     transport = httpx.ASGITransport(simulator.app)
-    settings = build_settings(redis_url=redis_url, bangwo8_url="http://bangwo8.test")
+    settings = build_settings(redis_url=redis_url, bangwo8_url="https://bangwo8.test")
     async with Services(settings, transports={"bangwo8": transport}) as first:
         await list_tickets(first)
         simulator.expire_tokens()  # the vendor revokes it early: the next call gets a 401

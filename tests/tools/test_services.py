@@ -59,7 +59,7 @@ class CountingLimiter:
 
 async def test_transports_and_rate_limiters_can_be_injected(sandbox: Sandbox) -> None:
     settings = sandbox.settings()
-    settings.bangwo8.base_url = "http://bangwo8.in-process"
+    settings.bangwo8.base_url = "https://bangwo8.in-process"
     limiter = CountingLimiter()
     transports = {"bangwo8": httpx.ASGITransport(sandbox.bangwo8.app)}
     async with Services(settings, transports=transports, rate_limiters={"bangwo8": limiter}) as s:

@@ -10,7 +10,9 @@ write records it, with the `Actor` its surface passed down, under the tool table
 (`tools.table`: `create_ticket`, `import_customer`, ...) whichever surface asked.
 
 `sent` is redacted before it is stored (`redact`): a key that names a secret keeps only
-`"***"`, so a log reader never sees a key, token or password even if a caller passes one.
+`"***"`, so a log reader never sees a key, token or password even if a caller passes one;
+every text in it, and the `target` and `error` columns, pass `tools.redaction.redact`
+(a vendor's error may echo the request's credentials).
 """
 
 from __future__ import annotations
@@ -20,16 +22,23 @@ import json
 import re
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from tools.redaction import redact as redact_text
 from tools.storage.sqlite import SqliteThread
 
 Surface = Literal["cli", "mcp", "slack", "http", "library"]
 Outcome = Literal["ok", "partial", "failed", "unknown"]
 
 REDACTED = "***"
+MAX_ACTOR_NAME = 200
+"""Characters of an actor's name kept (an MCP client names itself: it may send megabytes)."""
+# Control, format (bidi overrides, zero-width) and line/paragraph separators: in a name they
+# only forge lines in a log or reorder what a reader sees.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|sign|authori[sz]ation)", re.I)
 
 
@@ -39,6 +48,10 @@ class Actor:
 
     surface: Surface
     name: str
+
+    def __post_init__(self) -> None:
+        # Every surface's name passes here: bound and cleaned once, before it is stored.
+        object.__setattr__(self, "name", actor_name(self.name))
 
     @classmethod
     def local_user(cls, surface: Surface = "cli") -> Actor:
@@ -52,6 +65,18 @@ class Actor:
     def slack_user(cls, user_id: str, *, team_id: str, channel_id: str) -> Actor:
         """A Slack user, named `team/channel/user`: who asked, and where."""
         return cls("slack", f"{team_id}/{channel_id}/{user_id}")
+
+
+def actor_name(name: str) -> str:
+    """`name` as an `Actor` keeps it: control and bidi characters dropped, runs of spaces
+    made one, at most `MAX_ACTOR_NAME` characters; "unknown" when nothing is left."""
+    # Only a bounded prefix is looked at, so a name of megabytes costs no more than a short one.
+    kept = "".join(
+        " " if char.isspace() else char
+        for char in name[: MAX_ACTOR_NAME * 4]
+        if char.isspace() or unicodedata.category(char) not in _HIDDEN
+    )
+    return " ".join(kept.split())[:MAX_ACTOR_NAME] or "unknown"
 
 
 @dataclass(frozen=True)
@@ -91,10 +116,10 @@ class AuditEntry:
             self.actor.name,
             self.vendor,
             self.operation,
-            self.target,
+            redact_text(self.target),
             sent,
             self.outcome,
-            self.error,
+            None if self.error is None else redact_text(self.error),
         )
 
 
@@ -109,13 +134,16 @@ class AuditLog(Protocol):
 
 
 def redact(value: Any) -> Any:
-    """`value` with every mapping key that names a secret replaced by `"***"`, recursively."""
+    """`value` with every mapping key that names a secret replaced by `"***"`, and every
+    text without a secret (`tools.redaction.redact`), recursively."""
     if isinstance(value, Mapping):
         return {
             str(k): REDACTED if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [redact(item) for item in value]
+    if isinstance(value, str):
+        return redact_text(value)
     return value
 
 

@@ -22,6 +22,10 @@ a dead run's rows go out again after at most one lease. A run claims each row at
 (a row it gave back waits for another run). The lease is on the row itself (`held_by`,
 `held_until`), so a claim decides from the row alone, atomic on every backend.
 
+What the journal stores about the vendor account, the source and why a row failed passes
+`tools.redaction.redact` (in `ImportKey`, `RowUpdate`, `Rejection` and `open_import`): a
+tenant names the base URL, which may carry a password, and a vendor's refusal may echo one.
+
 `ImportJournal` is the storage interface; `SqliteJournal` the embedded implementation and
 `tools.storage.postgres.PostgresJournal` the shared one: nothing here leaks SQL to callers.
 """
@@ -36,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
+from tools.redaction import redact
 from tools.storage.sqlite import SqliteThread
 
 RowState = Literal["pending", "sent", "confirmed", "failed"]
@@ -49,6 +54,10 @@ class ImportKey:
     vendor: str
     tenant: str
     fingerprint: str
+
+    def __post_init__(self) -> None:
+        # The tenant names the base URL (`id@https://host`), whose userinfo may hold a password.
+        object.__setattr__(self, "tenant", redact(self.tenant))
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,10 @@ class RowUpdate:
     vendor_id: str | None = None
     reason: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.reason:
+            object.__setattr__(self, "reason", redact(self.reason))
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -103,6 +116,9 @@ class Rejection:
     reason: str
     identity: str = ""
     stage: Literal["input", "vendor"] = "input"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", redact(self.reason))
 
 
 @dataclass(frozen=True)
@@ -255,7 +271,7 @@ class SqliteJournal:
             _migrate(database.connection)
 
     async def open_import(self, key: ImportKey, *, source: str) -> ImportRecord:
-        return await self._db.run(_open_import, key, source)
+        return await self._db.run(_open_import, key, redact(source))
 
     async def find_import(self, key: ImportKey) -> ImportRecord | None:
         return await self._db.run(_find_import, key)

@@ -24,13 +24,15 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from tools.errors import ConfigurationError, StorageUnavailableError
+from tools.redaction import redact as redact_text
+from tools.redaction import shown_url
 from tools.storage.audit import AuditEntry, redact
 from tools.storage.journal import (
     ImportKey,
@@ -122,19 +124,6 @@ CREATE INDEX IF NOT EXISTS audit_log_by_time ON audit_log (at);
 """
 
 
-def shown_url(url: str) -> str:
-    """`url` as it may be shown: a password (`user:password@` or `?password=`) as `***`."""
-    parts = urlsplit(url)
-    if parts.password is not None:
-        user, _, host = parts.netloc.rpartition("@")
-        parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
-    query = [
-        (name, "***" if name == "password" else value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
-
-
 class Database:
     """A lazily opened connection pool to one PostgreSQL database, with the schema in place.
 
@@ -192,7 +181,7 @@ class Database:
         return connection_failed(self._url, error)
 
     def _not_allowed(self, error: Exception, what: str) -> ConfigurationError:
-        reason = " ".join(str(error).split())
+        reason = redact_text(" ".join(str(error).split()))
         return ConfigurationError(
             vendor="crmops",
             detail=f"the role of CRMOPS_DATABASE_URL ({self.location}) may not {what} "
@@ -253,7 +242,7 @@ class PostgresJournal:
             await db.execute(
                 "INSERT INTO imports (vendor, tenant, fingerprint, source) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT (vendor, tenant, fingerprint) DO NOTHING",
-                (key.vendor, key.tenant, key.fingerprint, source),
+                (key.vendor, key.tenant, key.fingerprint, redact_text(source)),
             )
         found = await self.find_import(key)
         if found is None:  # pragma: no cover - inserted just above
@@ -510,7 +499,7 @@ def connection_failed(url: str, error: Exception) -> StorageUnavailableError | C
     parts = urlsplit(url)
     password = parts.password or dict(parse_qsl(parts.query)).get("password", "")
     reason = str(error).replace(password, "***") if password else str(error)
-    reason = " ".join(reason.split()) or type(error).__name__
+    reason = redact_text(" ".join(reason.split())) or type(error).__name__
     if any(words in reason for words in _LOGIN_REFUSED):
         return ConfigurationError(
             vendor="crmops",

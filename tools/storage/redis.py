@@ -27,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -40,6 +41,7 @@ from redis.exceptions import RedisError
 
 from tools.aio import AsyncClosing
 from tools.errors import ConfigurationError, StorageUnavailableError
+from tools.redaction import redact, shown_url, url_secrets
 from tools.vendors.bangwo8.auth import CachedToken
 
 log = logging.getLogger("crmops.redis")
@@ -68,15 +70,15 @@ return slot - now
 """
 
 
+# redis://secret@host: Redis takes a lone user name for the password (AUTH <password>).
+_LONE_USER = re.compile(r"^([a-zA-Z][\w+.\-]*://)[^\s/?#@:]+@")
+
+
 def redacted(url: SecretStr | str) -> str:
-    """The URL as it may be shown: its password (and user name) replaced by `***`."""
+    """The URL as it may be shown (`tools.redaction.shown_url`): its password, in the
+    userinfo or as `?password=`, and a lone user name (Redis's password) as `***`."""
     text = url.get_secret_value() if isinstance(url, SecretStr) else url
-    parts = urlsplit(text)
-    if "@" not in parts.netloc:
-        return text
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    hidden = "***" if ":" not in userinfo else f"{userinfo.partition(':')[0] or ''}:***"
-    return urlunsplit(parts._replace(netloc=f"{hidden}@{hostport}"))
+    return _LONE_USER.sub(r"\1***@", shown_url(text))
 
 
 BACKEND = "redis"
@@ -93,11 +95,13 @@ def unavailable(
 ) -> StorageUnavailableError:
     """The error for a Redis that failed while `doing` something, with what to do.
 
-    `secret` (the URL's password) is blanked out of Redis's own message, should it be there.
+    `secret` (the URL's password) is blanked out of Redis's own message, should it be there,
+    and so is any other secret (`tools.redaction`).
     """
-    detail = " ".join(str(error).split())[:200] or type(error).__name__
+    detail = " ".join(str(error)[:1000].split())
     if secret:
         detail = detail.replace(secret, "***")
+    detail = redact(detail)[:200] or type(error).__name__
     return StorageUnavailableError(
         f"Redis at {url} failed while {doing} ({type(error).__name__}: {detail}). "
         f"Nothing was sent to the vendor. {ACTION}",
@@ -117,7 +121,7 @@ class RedisBackend(AsyncClosing):
         self.url = redacted(url)
         self.prefix = prefix
         self.client = _client(url, self.url, timeout)
-        self._password = urlsplit(url.get_secret_value()).password or ""
+        self._password = next(iter(url_secrets(url.get_secret_value())), "")
 
     def rate_limiter(self, vendor: str, *, tenant: str, rate: float) -> RedisRateLimiter:
         """The limiter of `rate` requests per second per API of this vendor account."""
@@ -166,7 +170,7 @@ def _client(url: SecretStr, shown: str, timeout: float) -> Redis:
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
         )
     except ValueError as exc:
-        reason = str(exc).replace(text, shown)
+        reason = redact(str(exc).replace(text, shown))
         raise ConfigurationError(
             vendor="crmops", detail=f"CRMOPS_REDIS_URL ({shown}) is invalid: {reason}"
         ) from None

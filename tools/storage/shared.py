@@ -73,7 +73,8 @@ class SharedState(AsyncClosing):
         redis = self.redis
         if redis is None:
             return None
-        host = urlsplit(vendor_row(vendor).settings_of(self.settings).url).netloc
+        # host:port only: a key name is shown by any Redis client, a URL's userinfo is secret
+        host = urlsplit(vendor_row(vendor).settings_of(self.settings).url).netloc.rpartition("@")[2]
         return redis.token_cache(vendor, tenant=f"{self._tenant(vendor)}@{host}")
 
     def _tenant(self, vendor: str) -> str:
