@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "tools.text",
             "tools.models",
             "tools.transport",
+            "tools.redaction",
         ),
     ),
     ("vendors", ("tools.vendors",)),
