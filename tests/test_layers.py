@@ -94,9 +94,7 @@ def _load_time_import_nodes(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFr
 
 def _inside_function(tree: ast.AST, target: ast.AST) -> bool:
     functions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
-    return any(
-        target in ast.walk(node) for node in ast.walk(tree) if isinstance(node, functions)
-    )
+    return any(target in ast.walk(node) for node in ast.walk(tree) if isinstance(node, functions))
 
 
 def _targets(node: ast.Import | ast.ImportFrom, known: dict[str, Path]) -> Iterator[str]:

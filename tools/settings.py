@@ -106,6 +106,8 @@ class VendorSettings(BaseSettings):
     """The settings any one of which, set, make the vendor "configured at all" (doctor)."""
     basic_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
     """`(user, secret)` settings sent together as HTTP Basic auth: redacted in that form too."""
+    documented_http_urls: ClassVar[frozenset[str]] = frozenset()
+    """Plain-http base URLs the vendor's own documents name as its host: allowed as they are."""
 
     rate_limit: float = Field(default=10.0, gt=0, description="requests per second per API")
     allow_insecure_http: bool = Field(
@@ -156,6 +158,8 @@ class VendorSettings(BaseSettings):
         parts = urlsplit(self.url)
         if parts.scheme.lower() != "http" or self.allow_insecure_http:
             return None
+        if self.url.rstrip("/") in self.documented_http_urls:
+            return None
         if is_loopback(parts.hostname or ""):
             return None
         prefix = self.env_prefix()
@@ -186,6 +190,9 @@ class SocialEpochSettings(VendorSettings):
     model_config = SettingsConfigDict(env_prefix="SOCIALEPOCH_", **_COMMON)  # type: ignore[typeddict-item]
     required = ("tenant_id", "api_key")
     credentials = required
+    # 000 names only http:// for the Indonesian production host. Its requests carry an md5
+    # token, never the ApiKey itself; any other plain-http URL still needs the allow-setting.
+    documented_http_urls = frozenset({SOCIALEPOCH_REGION_URLS["id"]})
 
     base_url: str | None = None
     region: Literal["std", "id"] = "std"
