@@ -23,9 +23,8 @@ from tools.errors import InputError, Problem, VendorError
 from tools.models import RecordOutcome
 from tools.services import Services
 from tools.storage.audit import Actor
-from tools.vendors.socialepoch import CustomerRecord
-from tools.vendors.socialepoch.models import normalize_whatsapp
-from tools.vendors.xiaolanben import ImportFlags
+from tools.vendors.socialepoch.models import CustomerRecord, normalize_whatsapp
+from tools.vendors.xiaolanben.models import ImportFlags
 
 if TYPE_CHECKING:
     from tools.bulk import BulkImportReport, ImportProgress

@@ -19,17 +19,13 @@ Tests inject `transports` (e.g. `httpx.ASGITransport(sim.app)`), `rate_limiters`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar, cast
-
-import httpx
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from tools.aio import AsyncClosing
 from tools.settings import Settings, VendorSettings
 from tools.storage.configured import open_store
 from tools.storage.shared import SharedState
 from tools.storage.store import Store
-from tools.transport import RateLimiter, RetryPolicy
-from tools.vendors.bangwo8.client import Bangwo8Client
 from tools.vendors.registry import (
     BANGWO8,
     SOCIALEPOCH,
@@ -38,8 +34,14 @@ from tools.vendors.registry import (
     VendorClient,
     VendorRow,
 )
-from tools.vendors.socialepoch.client import SocialEpochClient
-from tools.vendors.xiaolanben.client import XiaolanbenClient
+
+if TYPE_CHECKING:  # the clients load httpx: made, and imported, on first use (the registry)
+    import httpx
+
+    from tools.transport import RateLimiter, RetryPolicy
+    from tools.vendors.bangwo8.client import Bangwo8Client
+    from tools.vendors.socialepoch.client import SocialEpochClient
+    from tools.vendors.xiaolanben.client import XiaolanbenClient
 
 S = TypeVar("S", bound=VendorSettings)
 C = TypeVar("C", bound=VendorClient)

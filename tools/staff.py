@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from tools.services import Services
 from tools.table import MAX_STAFF
-from tools.vendors.xiaolanben import Staff, XiaolanbenClient
+from tools.vendors.xiaolanben.models import MAX_PAGE_SIZE, MIN_PAGE_SIZE, Staff
 
 
 class StaffList(BaseModel):
@@ -44,7 +44,7 @@ async def list_staff(
     vendor's staff list as needed; `more_available` says whether more matched than `limit`.
     """
     search = search.strip() if search else None
-    page_size = min(XiaolanbenClient.MAX_PAGE_SIZE, max(XiaolanbenClient.MIN_PAGE_SIZE, limit + 1))
+    page_size = min(MAX_PAGE_SIZE, max(MIN_PAGE_SIZE, limit + 1))
     staff = [
         member
         async for member in services.xiaolanben.iter_staff(

@@ -26,8 +26,14 @@ from tools.services import Services
 from tools.storage.audit import Actor, AuditEntry, AuditLog, Outcome
 from tools.table import CREATE_TICKET, MAX_TICKETS_PER_PAGE
 from tools.text import one_line
-from tools.vendors.bangwo8 import Ticket, TicketCreate, TicketFilters, validate_ticket
-from tools.vendors.bangwo8.models import Order, problems_of
+from tools.vendors.bangwo8.models import (
+    Order,
+    Ticket,
+    TicketCreate,
+    TicketFilters,
+    problems_of,
+    validate_ticket,
+)
 
 CustomValue = str | int | float | bool | list[str] | None
 CodeValue = int | str

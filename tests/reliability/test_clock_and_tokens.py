@@ -16,9 +16,9 @@ from tools.sandbox.simulation import serve
 from tools.sandbox.xiaolanben import XiaolanbenSimulator
 from tools.settings import CrmopsSettings, Settings
 from tools.transport import LocalRateLimiter, RetryPolicy
-from tools.vendors.bangwo8 import Bangwo8Client
-from tools.vendors.xiaolanben import XiaolanbenClient
+from tools.vendors.bangwo8.client import Bangwo8Client
 from tools.vendors.xiaolanben.auth import EXPIRED, SKEW_TOLERANCE
+from tools.vendors.xiaolanben.client import XiaolanbenClient
 
 BOUND = 20.0
 NO_WAIT = RetryPolicy(attempts=4, wait_initial=0, wait_max=0, wait_jitter=0, timeout=BOUND)

@@ -40,10 +40,10 @@ from tools.settings import CrmopsSettings, Settings
 from tools.storage.audit import Actor
 from tools.storage.store import sqlite_store
 from tools.transport import LocalRateLimiter, RetryPolicy
-from tools.vendors.bangwo8 import Bangwo8Client
-from tools.vendors.socialepoch import SocialEpochClient
+from tools.vendors.bangwo8.client import Bangwo8Client
+from tools.vendors.socialepoch.client import SocialEpochClient
 from tools.vendors.socialepoch.models import validate_customers
-from tools.vendors.xiaolanben import XiaolanbenClient
+from tools.vendors.xiaolanben.client import XiaolanbenClient
 
 BOUND = 20.0
 """No row may take longer than this (4 attempts; a stalled answer waits READ_TIMEOUT)."""

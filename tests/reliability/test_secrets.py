@@ -49,9 +49,9 @@ from tools.settings import Settings
 from tools.storage.audit import Actor
 from tools.storage.store import sqlite_store
 from tools.transport import RetryPolicy
-from tools.vendors.bangwo8 import Bangwo8Client
-from tools.vendors.socialepoch import SocialEpochClient
-from tools.vendors.xiaolanben import XiaolanbenClient
+from tools.vendors.bangwo8.client import Bangwo8Client
+from tools.vendors.socialepoch.client import SocialEpochClient
+from tools.vendors.xiaolanben.client import XiaolanbenClient
 
 __all__ = ["access", "endpoint", "fake_slack", "slack_settings", "store"]
 

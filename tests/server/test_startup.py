@@ -158,6 +158,9 @@ def test_mcp_over_stdio_loads_no_sandbox_bulk_engine_or_backends(tmp_path: Path)
     assert not {m for m in modules if m.startswith(("tools.sandbox", "tools.bulk"))}
     assert not {"server.http_app", "tools.serving"} & modules
     assert not packages(modules) & {"openpyxl", "redis", "psycopg", "slack_bolt", "aiohttp"}
+    # The vendor clients, and httpx with them, load at the first vendor call, not to list tools.
+    assert "httpx" not in packages(modules)
+    assert not {m for m in modules if m.endswith((".client", ".auth")) and "vendors" in m}
 
 
 def test_a_dry_run_import_loads_no_sandbox_mcp_or_http_server(tmp_path: Path) -> None:

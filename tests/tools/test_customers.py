@@ -13,7 +13,8 @@ from tools.errors import ConfigurationError, InputError, VendorError
 from tools.services import Services
 from tools.settings import Settings
 from tools.storage.audit import Actor
-from tools.vendors.xiaolanben import ImportFlags, XiaolanbenClient
+from tools.vendors.xiaolanben.client import XiaolanbenClient
+from tools.vendors.xiaolanben.models import ImportFlags
 
 
 def xiaolanben_rows(count: int) -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ import pytest
 from tests.sandbox_fixtures import Sandbox, unconfigured_settings
 from tools.errors import ConfigurationError
 from tools.services import Services
-from tools.vendors.bangwo8 import Bangwo8Client
-from tools.vendors.socialepoch import SocialEpochClient
-from tools.vendors.xiaolanben import XiaolanbenClient
+from tools.vendors.bangwo8.client import Bangwo8Client
+from tools.vendors.socialepoch.client import SocialEpochClient
+from tools.vendors.xiaolanben.client import XiaolanbenClient
 
 
 async def test_each_vendor_client_is_made_once_and_reused(services: Services) -> None:

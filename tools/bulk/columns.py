@@ -25,9 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from tools.errors import InputError, Problem
-from tools.vendors.socialepoch import SocialEpochCustomer
-from tools.vendors.xiaolanben import XiaolanbenContact, XiaolanbenCustomer
-from tools.vendors.xiaolanben.models import is_custom_field
+from tools.vendors.socialepoch.models import SocialEpochCustomer
+from tools.vendors.xiaolanben.models import XiaolanbenContact, XiaolanbenCustomer, is_custom_field
 
 BulkVendor = Literal["socialepoch", "xiaolanben"]
 Target = tuple[str] | tuple[str, int, str]

@@ -57,7 +57,7 @@ from tools.services import Services
 from tools.storage.audit import Actor
 from tools.storage.journal import ImportKey, ImportRecord, JournalCounts
 from tools.storage.store import Store, sqlite_store
-from tools.vendors.xiaolanben import ImportFlags
+from tools.vendors.xiaolanben.models import ImportFlags
 
 # CHUNKS_AHEAD is named here too for the replica tests, which read it from the engine.
 __all__ = ["CHUNKS_AHEAD", "bulk_import", "fingerprint"]

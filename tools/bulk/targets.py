@@ -17,9 +17,11 @@ from tools.bulk.readers import FileFormat
 from tools.errors import InputError, Problem
 from tools.models import RecordOutcome
 from tools.services import Services
-from tools.vendors.socialepoch import SocialEpochClient, SocialEpochCustomer
-from tools.vendors.socialepoch import validate_customers as validate_socialepoch
-from tools.vendors.xiaolanben import ImportFlags, XiaolanbenClient, validate_customer
+from tools.vendors.socialepoch.client import SocialEpochClient
+from tools.vendors.socialepoch.models import SocialEpochCustomer
+from tools.vendors.socialepoch.models import validate_customers as validate_socialepoch
+from tools.vendors.xiaolanben.client import XiaolanbenClient
+from tools.vendors.xiaolanben.models import ImportFlags, validate_customer
 
 UNCONFIGURED = "unconfigured"
 

@@ -26,12 +26,12 @@ from urllib.parse import urlsplit
 
 from tools.aio import AsyncClosing
 from tools.settings import CrmopsSettings, Settings
-from tools.transport import RateLimiter
-from tools.vendors.bangwo8.auth import TokenCache
 from tools.vendors.registry import vendor_row
 
 if TYPE_CHECKING:
     from tools.storage.redis import Probe, RedisBackend
+    from tools.transport import RateLimiter
+    from tools.vendors.bangwo8.auth import TokenCache
 
 log = logging.getLogger("crmops.readiness")
 

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, cast
-
-import httpx
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from tools.catalog import DISPLAY_NAMES, VENDORS, Vendor
 from tools.settings import (
@@ -33,11 +31,18 @@ from tools.settings import (
     VendorSettings,
     XiaolanbenSettings,
 )
-from tools.transport import RateLimiter, RetryPolicy
-from tools.vendors.bangwo8.auth import TokenCache
-from tools.vendors.bangwo8.client import Bangwo8Client
-from tools.vendors.socialepoch.client import SocialEpochClient
-from tools.vendors.xiaolanben.client import XiaolanbenClient
+
+if TYPE_CHECKING:
+    # The clients load httpx (whose own CLI pulls in rich and pygments), the signers and the
+    # transport: a process pays for them when it first calls the vendor (`client` below),
+    # not at start, so `crmops mcp` lists its tools without them.
+    import httpx
+
+    from tools.transport import RateLimiter, RetryPolicy
+    from tools.vendors.bangwo8.auth import TokenCache
+    from tools.vendors.bangwo8.client import Bangwo8Client
+    from tools.vendors.socialepoch.client import SocialEpochClient
+    from tools.vendors.xiaolanben.client import XiaolanbenClient
 
 PROBE_WHATSAPP = "8618221733141"
 """The number of 001's query sample: asking SocialEpoch about it reads and changes nothing."""
@@ -113,12 +118,40 @@ async def _probe_bangwo8(client: Bangwo8Client) -> str:
     return f"answered: {page.count} ticket(s) in all"
 
 
+# Each client is imported when the first one is made (see TYPE_CHECKING above: start-up cost).
+def _socialepoch_client(settings: SocialEpochSettings, o: ClientOptions) -> SocialEpochClient:
+    from tools.vendors.socialepoch.client import SocialEpochClient  # noqa: PLC0415
+
+    return SocialEpochClient(
+        settings, crmops=o.crmops, transport=o.transport, rate_limiter=o.rate_limiter, retry=o.retry
+    )
+
+
+def _xiaolanben_client(settings: XiaolanbenSettings, o: ClientOptions) -> XiaolanbenClient:
+    from tools.vendors.xiaolanben.client import XiaolanbenClient  # noqa: PLC0415
+
+    return XiaolanbenClient(
+        settings, crmops=o.crmops, transport=o.transport, rate_limiter=o.rate_limiter, retry=o.retry
+    )
+
+
+def _bangwo8_client(settings: Bangwo8Settings, o: ClientOptions) -> Bangwo8Client:
+    from tools.vendors.bangwo8.client import Bangwo8Client  # noqa: PLC0415
+
+    return Bangwo8Client(
+        settings,
+        crmops=o.crmops,
+        transport=o.transport,
+        rate_limiter=o.rate_limiter,
+        retry=o.retry,
+        token_cache=o.token_cache,
+    )
+
+
 SOCIALEPOCH: VendorRow[SocialEpochSettings, SocialEpochClient] = VendorRow(
     name="socialepoch",
     settings=SocialEpochSettings,
-    client=lambda settings, o: SocialEpochClient(
-        settings, crmops=o.crmops, transport=o.transport, rate_limiter=o.rate_limiter, retry=o.retry
-    ),
+    client=_socialepoch_client,
     tenant=lambda settings: f"{settings.region}:{settings.tenant_id}",
     probe=_probe_socialepoch,
     probe_call="query one customer (POST /customer/query)",
@@ -126,9 +159,7 @@ SOCIALEPOCH: VendorRow[SocialEpochSettings, SocialEpochClient] = VendorRow(
 XIAOLANBEN: VendorRow[XiaolanbenSettings, XiaolanbenClient] = VendorRow(
     name="xiaolanben",
     settings=XiaolanbenSettings,
-    client=lambda settings, o: XiaolanbenClient(
-        settings, crmops=o.crmops, transport=o.transport, rate_limiter=o.rate_limiter, retry=o.retry
-    ),
+    client=_xiaolanben_client,
     tenant=lambda settings: str(settings.company_id),
     probe=_probe_xiaolanben,
     probe_call="list staff, first page (GET /companycenter/staffs)",
@@ -136,14 +167,7 @@ XIAOLANBEN: VendorRow[XiaolanbenSettings, XiaolanbenClient] = VendorRow(
 BANGWO8: VendorRow[Bangwo8Settings, Bangwo8Client] = VendorRow(
     name="bangwo8",
     settings=Bangwo8Settings,
-    client=lambda settings, o: Bangwo8Client(
-        settings,
-        crmops=o.crmops,
-        transport=o.transport,
-        rate_limiter=o.rate_limiter,
-        retry=o.retry,
-        token_cache=o.token_cache,
-    ),
+    client=_bangwo8_client,
     tenant=lambda settings: str(settings.client_id or settings.account),
     probe=_probe_bangwo8,
     probe_call="list tickets, 1 per page (GET /api/v1/tickets.json)",

@@ -17,7 +17,7 @@ from tools.sandbox.bangwo8 import (
 from tools.sandbox.simulation import ServedApp, serve
 from tools.settings import Bangwo8Settings
 from tools.transport import LocalRateLimiter, RetryPolicy
-from tools.vendors.bangwo8 import Bangwo8Client
+from tools.vendors.bangwo8.client import Bangwo8Client
 
 
 class FakeClock:

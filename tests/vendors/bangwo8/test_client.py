@@ -23,8 +23,8 @@ from tools.sandbox.bangwo8 import SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, Bangw
 from tools.sandbox.simulation import ServedApp, serve
 from tools.settings import Bangwo8Settings
 from tools.transport import RetryPolicy
-from tools.vendors.bangwo8 import Bangwo8Client, TicketCreate, TicketFilters
-from tools.vendors.bangwo8.models import CHINA_TIME
+from tools.vendors.bangwo8.client import Bangwo8Client
+from tools.vendors.bangwo8.models import CHINA_TIME, TicketCreate, TicketFilters
 
 TICKETS = "/api/v1/tickets.json"
 TOKEN = "/api/token.php"

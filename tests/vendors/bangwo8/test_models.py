@@ -8,9 +8,15 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from tools.errors import InputError
-from tools.vendors.bangwo8 import Ticket, TicketCreate, TicketFilters, validate_ticket
 from tools.vendors.bangwo8.auth import basic_header
-from tools.vendors.bangwo8.models import CHINA_TIME, SUBJECT_MAX
+from tools.vendors.bangwo8.models import (
+    CHINA_TIME,
+    SUBJECT_MAX,
+    Ticket,
+    TicketCreate,
+    TicketFilters,
+    validate_ticket,
+)
 
 
 def test_the_wire_body_matches_the_documented_sample() -> None:

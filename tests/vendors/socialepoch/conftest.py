@@ -13,7 +13,7 @@ from tools.sandbox.simulation import ServedApp, serve
 from tools.sandbox.socialepoch import SocialEpochSimulator
 from tools.settings import CrmopsSettings, SocialEpochSettings
 from tools.transport import RetryPolicy
-from tools.vendors.socialepoch import SocialEpochClient
+from tools.vendors.socialepoch.client import SocialEpochClient
 
 TENANT_ID = "10001"
 API_KEY = "sim-QOEAcPj6Tb8XRhwFvYih"

@@ -21,8 +21,8 @@ from tools.errors import (
 )
 from tools.sandbox.socialepoch import SocialEpochSimulator
 from tools.settings import SocialEpochSettings
-from tools.vendors.socialepoch import SocialEpochClient, SocialEpochCustomer, validate_customers
-from tools.vendors.socialepoch.client import BATCH_IMPORT, LEGACY_IMPORT, QUERY
+from tools.vendors.socialepoch.client import BATCH_IMPORT, LEGACY_IMPORT, QUERY, SocialEpochClient
+from tools.vendors.socialepoch.models import SocialEpochCustomer, validate_customers
 
 NUMBER = "8618221733141"
 

@@ -13,7 +13,7 @@ from tools.sandbox.simulation import ServedApp, serve
 from tools.sandbox.xiaolanben import XiaolanbenSimulator
 from tools.settings import XiaolanbenSettings
 from tools.transport import LocalRateLimiter, RetryPolicy
-from tools.vendors.xiaolanben import XiaolanbenClient
+from tools.vendors.xiaolanben.client import XiaolanbenClient
 
 COMPANY_ID = "20240101"
 SIGN_KEY = "xlb-test-key-7f3a9c"

@@ -25,7 +25,9 @@ from tools.errors import (
 from tools.sandbox.simulation import ServedApp, serve
 from tools.sandbox.xiaolanben import REPLAYED, UNAUTHENTICATED, XiaolanbenSimulator
 from tools.settings import XiaolanbenSettings
-from tools.vendors.xiaolanben import DuplicateControl, ImportFlags, XiaolanbenAuth, XiaolanbenClient
+from tools.vendors.xiaolanben.auth import XiaolanbenAuth
+from tools.vendors.xiaolanben.client import XiaolanbenClient
+from tools.vendors.xiaolanben.models import DuplicateControl, ImportFlags
 
 CUSTOMER = {
     "customerName": "蓝海科技",

@@ -1,29 +1,5 @@
-"""SocialEpoch (WhatsApp SCRM): signed client, wire models, error mapping."""
+"""SocialEpoch (WhatsApp SCRM): signed client, wire models, error mapping.
 
-from tools.vendors.socialepoch.auth import (
-    SocialEpochHeaderAuth,
-    SocialEpochLegacyAuth,
-    header_token,
-    legacy_token,
-)
-from tools.vendors.socialepoch.client import SocialEpochClient
-from tools.vendors.socialepoch.errors import check_answer
-from tools.vendors.socialepoch.models import (
-    CustomerRecord,
-    SocialEpochCustomer,
-    normalize_whatsapp,
-    validate_customers,
-)
-
-__all__ = [
-    "CustomerRecord",
-    "SocialEpochClient",
-    "SocialEpochCustomer",
-    "SocialEpochHeaderAuth",
-    "SocialEpochLegacyAuth",
-    "check_answer",
-    "header_token",
-    "legacy_token",
-    "normalize_whatsapp",
-    "validate_customers",
-]
+Import from the modules themselves (`models`, `auth`, `client`, `errors`): this package
+loads nothing, so a process that needs only the wire models never loads httpx.
+"""

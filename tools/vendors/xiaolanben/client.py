@@ -34,6 +34,8 @@ from tools.vendors.xiaolanben.auth import XiaolanbenAuth
 from tools.vendors.xiaolanben.errors import VENDOR, check_answer
 from tools.vendors.xiaolanben.models import (
     MAX_CONTACTS,
+    MAX_PAGE_SIZE,
+    MIN_PAGE_SIZE,
     ImportFlags,
     ImportResult,
     Staff,
@@ -65,8 +67,8 @@ class XiaolanbenClient(AsyncClosing):
 
     MAX_BATCH = 10
     MAX_CONTACTS = MAX_CONTACTS
-    MIN_PAGE_SIZE = 2
-    MAX_PAGE_SIZE = 100
+    MIN_PAGE_SIZE = MIN_PAGE_SIZE
+    MAX_PAGE_SIZE = MAX_PAGE_SIZE
 
     def __init__(
         self,

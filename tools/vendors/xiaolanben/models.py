@@ -37,6 +37,9 @@ from tools.text import check_text, text_problem
 
 CUSTOM_FIELD_PREFIX = "customizeField."
 MAX_CONTACTS = 10
+MIN_PAGE_SIZE = 2
+MAX_PAGE_SIZE = 100
+"""`pageSize` of the staff list, as 003 allows it."""
 MAX_CUSTOM_FIELDS = 100
 """`customizeField.<id>` keys one customer (or contact) may carry. 003 gives no number: the
 tenant configures its custom fields, tens at most; more in one record is a wrong file."""
