@@ -28,6 +28,7 @@ The commands run with an empty settings environment in a scratch directory: no `
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import csv
 import gc
@@ -304,8 +305,17 @@ def main() -> None:
     if args.serve:
         serve_simulator()
         return
+    compiled()
     with tempfile.TemporaryDirectory(prefix="crmops-startup-") as scratch:
         report(Path(scratch), args)
+
+
+def compiled() -> None:
+    """Byte-compile crmops first, as an installed wheel is: with PYTHONDONTWRITEBYTECODE
+    set (as on this machine) every run would otherwise compile the changed modules again."""
+    project = Path(__file__).resolve().parent.parent
+    for package in ("tools", "server", "bots"):
+        compileall.compile_dir(project / package, quiet=1)
 
 
 FIGURES = ("errors", "help", "mcp", "import")
