@@ -12,10 +12,10 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 
 from server.mcp_server import TOOL_NAMES, build_server
-from tests.sandbox_fixtures import SECRETS
+from tests.server.test_mcp_server import error_text
 from tools.sandbox.stack import Sandbox
 from tools.services import Services
 
@@ -29,20 +29,11 @@ async def call(services: Services, name: str, arguments: dict[str, Any]) -> Call
             return await client.call_tool(name, arguments)
 
 
-def refusal(result: CallToolResult) -> str:
-    assert result.is_error, result
-    assert isinstance(result.content[0], TextContent)
-    text = result.content[0].text
-    assert not any(secret in text for secret in SECRETS)
-    assert "Traceback" not in text
-    return text
-
-
 async def test_a_misspelt_dry_run_is_refused_and_nothing_is_imported(
     services: Services, sandbox: Sandbox
 ) -> None:
     arguments = {"vendor": "socialepoch", "customers": [RECORD], "dryRun": True}
-    text = refusal(await call(services, "import_customer", arguments))
+    text = error_text(await call(services, "import_customer", arguments))
     assert 'unknown argument "dryRun" for import_customer; did you mean "dry_run"?' in text
     assert "known: vendor, customers, dry_run" in text
     assert sandbox.socialepoch.customers == {}
@@ -63,7 +54,7 @@ async def test_a_misspelt_dry_run_is_refused_and_nothing_is_imported(
 async def test_an_unknown_argument_names_the_closest_known_one(
     services: Services, sandbox: Sandbox, name: str, arguments: dict[str, Any], meant: str
 ) -> None:
-    text = refusal(await call(services, name, arguments))
+    text = error_text(await call(services, name, arguments))
     assert f'for {name}; did you mean "{meant}"?' in text
     for simulator in (sandbox.socialepoch, sandbox.xiaolanben, sandbox.bangwo8):
         assert simulator.counters["requests"] == 0
@@ -71,7 +62,7 @@ async def test_an_unknown_argument_names_the_closest_known_one(
 
 
 async def test_an_argument_like_no_known_one_lists_the_known_ones(services: Services) -> None:
-    text = refusal(await call(services, "lookup_error_code", {"code": "502", "zzz": 1}))
+    text = error_text(await call(services, "lookup_error_code", {"code": "502", "zzz": 1}))
     assert text.startswith('unknown argument "zzz" for lookup_error_code (known: code')
     assert "did you mean" not in text
 
@@ -81,7 +72,7 @@ async def test_sixty_thousand_hostile_argument_names_get_a_short_answer_quickly(
 ) -> None:
     hostile = {f"k{n}\u202e\n" + "x" * 50: n for n in range(60_000)}
     started = time.monotonic()
-    text = refusal(await call(services, "list_staff", hostile))
+    text = error_text(await call(services, "list_staff", hostile))
     assert time.monotonic() - started < 5
     assert len(text) < 1_000
     assert "59997 more" in text
