@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "tools.models",
             "tools.transport",
             "tools.redaction",
+            "tools.identity",
         ),
     ),
     ("vendors", ("tools.vendors",)),
