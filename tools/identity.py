@@ -18,7 +18,7 @@ from typing import Literal
 
 Surface = Literal["cli", "mcp", "slack"]
 
-STATIC_TOKEN_SUBJECT = "static-token"
+STATIC_TOKEN_SUBJECT = "static-token"  # noqa: S105 - a name for the caller, not a secret
 """The subject of a call authenticated with the shared `CRMOPS_MCP_TOKEN`."""
 
 
