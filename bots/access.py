@@ -1,4 +1,5 @@
-"""Who may run which `/crm` subcommand, where: rules from `AccessSettings`.
+"""Who may run which `/crm` subcommand, where: Slack's face of `tools.policy`, the one
+access policy MCP consults too (rules from `AccessSettings`, `CRMOPS_SLACK_*`).
 
     policy = AccessPolicy(access_settings, SlackUserGroups(client))
     refusal = await policy.refusal("ticket", user_id="U1", channel_id="C1", writes=True)
@@ -14,7 +15,6 @@ kept for `ttl` seconds, so a command costs at most one lookup per group in that 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -24,11 +24,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.commands import Subcommand
 from bots.replies import Caller
-from bots.settings import AccessRule, AccessSettings
+from tools.identity import Principal
+from tools.policy import (
+    GroupLookupError,
+    McpAccessSettings,
+    Policy,
+    SlackAccessSettings,
+    record_refusal,
+)
 from tools.services import Services
-from tools.storage.audit import AuditEntry
-
-log = logging.getLogger("crmops.slack")
 
 Clock = Callable[[], float]
 ACCESS_CHECK_TIMEOUT = 2.0
@@ -61,43 +65,40 @@ class SlackUserGroups:
 
 
 class AccessPolicy:
-    """Decides, per subcommand, whether a user in a channel may run it."""
+    """Decides, per subcommand, whether a user in a channel may run it: the Slack face of
+    `tools.policy.Policy`, the one policy MCP consults too (`mcp`: MCP's rules, which the
+    bot never needs; the server reads them with `tools.policy.policy_from_settings`)."""
 
-    def __init__(self, settings: AccessSettings, groups: UserGroupDirectory) -> None:
+    def __init__(
+        self,
+        settings: SlackAccessSettings,
+        groups: UserGroupDirectory,
+        *,
+        mcp: McpAccessSettings | None = None,
+    ) -> None:
         self.settings = settings
-        self._groups = groups
+        self.policy = Policy(settings, mcp, _ReadableGroups(groups))
 
     async def refusal(
-        self, command: str, *, user_id: str, channel_id: str, writes: bool
+        self, command: str, *, user_id: str, channel_id: str, writes: bool, team_id: str = ""
     ) -> str | None:
         """None when allowed; otherwise a sentence saying why and whom to ask."""
-        rule = self.settings.rule_for(command, writes=writes)
-        if rule.closed:
-            return (
-                f"`/crm {command}` is switched off: an admin sets CRMOPS_SLACK_WRITE_USERS "
-                "or CRMOPS_SLACK_WRITE_USERGROUPS to allow it."
-            )
-        if rule.channels and channel_id not in rule.channels:
-            where = ", ".join(f"<#{channel}>" for channel in sorted(rule.channels))
-            return f"`/crm {command}` can only be run in {where}."
-        if not await self._user_allowed(rule, user_id):
-            return (
-                f"You are not allowed to run `/crm {command}`; ask an admin to add you to "
-                "its users or user groups."
-            )
-        return None
+        principal = Principal.slack(user_id=user_id, team_id=team_id, channel_id=channel_id)
+        return await self.policy.refusal(principal, command, writes=writes)
 
-    async def _user_allowed(self, rule: AccessRule, user_id: str) -> bool:
-        if rule.anyone or user_id in rule.users:
-            return True
-        for group in sorted(rule.usergroups):
-            try:
-                if user_id in await self._groups.members(group):
-                    return True
-            except SlackApiError:
-                # A group we cannot read grants nothing; the other groups may still.
-                continue
-        return False
+
+class _ReadableGroups:
+    """A user group directory whose Slack errors are `GroupLookupError`: the group grants
+    nothing, the other groups may still."""
+
+    def __init__(self, groups: UserGroupDirectory) -> None:
+        self._groups = groups
+
+    async def members(self, group_id: str) -> frozenset[str]:
+        try:
+            return await self._groups.members(group_id)
+        except SlackApiError as error:
+            raise GroupLookupError(group_id) from error
 
 
 class AccessCheck:
@@ -125,27 +126,17 @@ class AccessCheck:
                     user_id=caller.user_id,
                     channel_id=caller.channel_id,
                     writes=subcommand.writes,
+                    team_id=caller.team_id,
                 ),
                 self.timeout,
             )
         except TimeoutError:
             refusal = "Could not check your access in time (Slack was slow); try again."
         if refusal is not None and subcommand.tool is not None and subcommand.writes:
-            await self._record(subcommand.tool.name, caller, refusal, vendor)
+            principal = Principal.slack(
+                user_id=caller.user_id, team_id=caller.team_id, channel_id=caller.channel_id
+            )
+            await record_refusal(
+                self.services, principal, subcommand.tool.name, refusal, vendor=vendor
+            )
         return refusal
-
-    async def _record(self, operation: str, caller: Caller, refusal: str, vendor: str) -> None:
-        entry = AuditEntry(
-            actor=caller.actor,
-            vendor=vendor,
-            operation=operation,
-            target="",
-            sent={},
-            outcome="failed",
-            error=f"refused: {refusal}",
-        )
-        try:
-            await self.services.store.audit.record(entry)
-        except Exception:
-            # Losing an audit line must not keep the refusal from the user.
-            log.exception("could not record the refused %s", operation)

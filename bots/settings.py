@@ -10,10 +10,12 @@ Access control, per command, from comma-separated lists of Slack ids::
     CRMOPS_SLACK_WRITE_USERGROUPS=S0614TZR7          # ... or members of these user groups
     CRMOPS_SLACK_WRITE_CHANNELS=C0123SALES           # ... and only in these channels (empty: any)
     CRMOPS_SLACK_READ_USERS=*                        # reads: open to the workspace by default
+    CRMOPS_SLACK_ADMIN_USERS=U012AB3CD               # /crm audit; everyone's work in App Home
     CRMOPS_SLACK_COMMANDS='{"import": {"users": ["U012AB3CD"], "channels": ["C0IMPORT"]}}'
 
 Writes are closed until a write user or user group is configured: nobody creates tickets
-or imports customers by accident of an empty configuration.
+or imports customers by accident of an empty configuration. The rules are `tools.policy`'s,
+the one policy Slack and MCP consult.
 """
 
 from __future__ import annotations
@@ -22,15 +24,15 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tools.errors import ConfigurationError
+from tools.policy import SlackAccessSettings
 from tools.settings import read_settings
 
 SLACK_API_URL = "https://slack.com/api/"
 SLACK_FILES_HOST = "files.slack.com"
-EVERYONE = "*"
 
 _COMMON = {"env_file": ".env", "env_file_encoding": "utf-8", "extra": "ignore"}
 
@@ -86,96 +88,24 @@ class SlackSettings(BaseSettings):
         return frozenset({SLACK_FILES_HOST, urlsplit(self.api_url).netloc})
 
 
-def _id_list(value: object) -> object:
-    if isinstance(value, str):
-        return frozenset(part.strip() for part in value.split(",") if part.strip())
-    return value
+class AccessSettings(SlackAccessSettings):
+    """`CRMOPS_SLACK_*`: the access rules (`tools.policy.SlackAccessSettings`, one policy
+    with MCP's) and how long a Confirm button lasts."""
 
-
-IdList = Annotated[frozenset[str], NoDecode]
-
-
-class AccessRule(BaseModel):
-    """Who may run a command, and where: every list empty means anyone, anywhere.
-
-    A user passes when `users` is empty (and `usergroups` too), holds `*`, names the user,
-    or one of `usergroups` has the user as a member. The channel passes when `channels`
-    is empty or names it. Both must pass.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    users: frozenset[str] = frozenset()
-    usergroups: frozenset[str] = frozenset()
-    channels: frozenset[str] = frozenset()
-    closed: bool = Field(default=False, description="nobody may run it")
-
-    @field_validator("users", "usergroups", "channels", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return _id_list(value)
-
-    @property
-    def anyone(self) -> bool:
-        if self.closed:
-            return False
-        return EVERYONE in self.users or not (self.users or self.usergroups)
-
-
-class AccessSettings(BaseSettings):
-    """`CRMOPS_SLACK_*`: which users, user groups and channels may run reads and writes."""
-
-    model_config = SettingsConfigDict(env_prefix="CRMOPS_SLACK_", **_COMMON)  # type: ignore[typeddict-item]
-
-    write_users: IdList = frozenset()
-    write_usergroups: IdList = frozenset()
-    write_channels: IdList = frozenset()
-    read_users: IdList = frozenset({EVERYONE})
-    read_usergroups: IdList = frozenset()
-    read_channels: IdList = frozenset()
-    commands: dict[str, AccessRule] = Field(
-        default_factory=dict,
-        description="JSON: per-command rules replacing the read/write default for that command",
-    )
     confirmation_ttl: float = Field(default=300.0, gt=0, description="seconds a confirm lasts")
-
-    @field_validator(
-        "write_users",
-        "write_usergroups",
-        "write_channels",
-        "read_users",
-        "read_usergroups",
-        "read_channels",
-        mode="before",
+    admin_users: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        description="Slack user ids who may run /crm audit and see everyone's work in App Home",
     )
+
+    @field_validator("admin_users", mode="before")
     @classmethod
-    def _split(cls, value: object) -> object:
-        return _id_list(value)
+    def _user_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @classmethod
     def load(cls, env_file: Path | None = Path(".env")) -> AccessSettings:
         """Read the environment, then `env_file` (ignored when it does not exist)."""
         return read_settings(cls, env_file, "slack access")
-
-    @property
-    def write_rule(self) -> AccessRule:
-        # Writes stay closed until someone is named: an empty rule would mean "anyone".
-        return AccessRule(
-            users=self.write_users,
-            usergroups=self.write_usergroups,
-            channels=self.write_channels,
-            closed=not (self.write_users or self.write_usergroups),
-        )
-
-    @property
-    def read_rule(self) -> AccessRule:
-        return AccessRule(
-            users=self.read_users, usergroups=self.read_usergroups, channels=self.read_channels
-        )
-
-    def rule_for(self, command: str, *, writes: bool) -> AccessRule:
-        """The rule for `command`: its own from `commands`, else the read or write default."""
-        own = self.commands.get(command)
-        if own is not None:
-            return own
-        return self.write_rule if writes else self.read_rule

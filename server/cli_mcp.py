@@ -2,6 +2,7 @@
 
     crmops mcp                          # MCP over stdio (for Claude Desktop, Cursor, ...)
     crmops mcp --http --port 8000       # MCP over streamable HTTP at /mcp, bearer token required
+                                        # (CRMOPS_MCP_TOKEN and/or CRMOPS_OAUTH_ISSUER's tokens)
     crmops mcp --read-only --tools lookup_error_code,list_staff
 
 `register(app)` adds the command to a Typer app.
@@ -19,7 +20,9 @@ import typer
 
 from server.mcp_server import build_server, parse_tool_names
 from tools.exit_codes import failures_as_exit_codes
-from tools.redaction import install_log_redaction
+from tools.observability.logs import configure_logging
+from tools.policy import policy_from_settings
+from tools.services import Services
 from tools.settings import Settings
 
 
@@ -55,17 +58,27 @@ def mcp(
     ] = Path(".env"),
 ) -> None:
     """Serve the crmops tools over MCP: stdio by default, or HTTP with --http."""
-    _log_to_stderr()
+    _log_to_stderr(env_file)
     with failures_as_exit_codes():
         settings = Settings.load(env_file=env_file)
         names = parse_tool_names(tools) if tools is not None else None
-        server = build_server(settings, read_only=read_only, tools=names)
-        if not http:
+        # Over HTTP the command holds the services, for the audit of refused calls too.
+        services = Services(settings) if http else None
+        server = build_server(
+            settings,
+            services=services,
+            read_only=read_only,
+            tools=names,
+            policy=policy_from_settings(env_file),  # the CRMOPS_MCP_* access rules
+        )
+        if services is None:
             anyio.run(server.run_stdio_async)
             return
         # Starlette, uvicorn and the readiness probes only when serving HTTP: stdio is the
         # common case and starts faster without them.
         from server.http_app import SessionLimits, build_http_app  # noqa: PLC0415 - start-up cost
+        from server.http_auth import audit_refusals  # noqa: PLC0415 - start-up cost
+        from server.oauth import OAuthConfig  # noqa: PLC0415 - start-up cost
         from tools.serving import serve_http  # noqa: PLC0415 - start-up cost
         from tools.storage.shared import readiness_checks  # noqa: PLC0415 - start-up cost
 
@@ -76,15 +89,21 @@ def mcp(
             allowed_hosts=allow_host or (),
             checks=readiness_checks(settings.crmops),
             sessions=SessionLimits.of(settings.crmops),
+            oauth=OAuthConfig.of(settings.crmops),
+            on_refused=audit_refusals(services),
+            metrics_token=settings.crmops.metrics_token,
         )
-        anyio.run(lambda: serve_http(http_app, host=host, port=port, name="MCP", lifespan="on"))
+
+        async def serve() -> None:
+            try:
+                await serve_http(http_app, host=host, port=port, name="MCP", lifespan="on")
+            finally:
+                await services.aclose()
+
+        anyio.run(serve)
 
 
-def _log_to_stderr() -> None:
+def _log_to_stderr(env_file: Path) -> None:
     # stdout carries the MCP protocol over stdio: nothing else may be written there.
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    install_log_redaction()  # no secret in any form in a log line (tools.redaction)
+    # Text or JSON lines (CRMOPS_LOG_FORMAT), redacted (tools.redaction).
+    configure_logging(level=logging.INFO, env_file=env_file, stream=sys.stderr)

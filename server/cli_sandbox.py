@@ -3,6 +3,8 @@
     crmops sandbox            # serve the simulators, MCP over HTTP and the Slack bot
     crmops sandbox --tour     # a scripted walk through every tool, then exit
     crmops sandbox --env      # `export` lines pointing `crmops mcp` at the running sandbox
+    crmops sandbox --env --client claude   # the same as a client's config (cursor, vscode,
+                                           # inspector: its command line with -e options)
 
 `register(app)` adds the command to a Typer app.
 """
@@ -14,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from server.sandbox.clients import ClientName, client_config
 from server.sandbox.serve import (
     DEFAULT_MCP_PORT,
     DEFAULT_SIMULATOR_PORTS,
@@ -40,6 +43,13 @@ def sandbox(
     env: Annotated[
         bool, typer.Option("--env", help="print `export` lines for the running sandbox")
     ] = False,
+    client: Annotated[
+        ClientName | None,
+        typer.Option(
+            help="with --env: print a ready-made config for this MCP client instead "
+            "(its `env` block; for the Inspector, its command line with -e options)",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="address to serve on")] = "127.0.0.1",
     mcp_port: Annotated[
         int, typer.Option(help="MCP HTTP port (0: any free port)")
@@ -56,6 +66,11 @@ def sandbox(
     """Run every feature against the bundled vendor simulators: no account needed."""
     console = Console()
     with failures_as_exit_codes():
+        if client is not None:
+            # A client passes its servers only a few variables: `eval "$(... --env)"` in a
+            # shell never reaches them, so the settings go in the client's config.
+            typer.echo(client_config(client, read_running_env()))
+            return
         if env:
             typer.echo(export_lines(read_running_env()))
             return

@@ -6,6 +6,11 @@
                          sessions=SessionLimits.of(settings.crmops))
     await serve_http(app, host="127.0.0.1", port=8000, name="MCP", lifespan="on")
 
+The bearer is the static `CRMOPS_MCP_TOKEN` and/or, with `oauth=OAuthConfig.of(settings.crmops)`,
+a JWT access token of the issuer, its scopes deciding which tools a caller sees and calls;
+the RFC 9728 metadata is served under `/.well-known/oauth-protected-resource` (see
+`server.http_auth` and `server.oauth`).
+
 `/healthz` and `/readyz` are the serving kit's (`tools.serving`): `/readyz` answers 200 only
 when every readiness check passes, else 503 with which one failed, so a load balancer sends
 no traffic to a replica that cannot do its work. `serve_http` is `tools.serving.serve_http`.
@@ -15,10 +20,20 @@ DNS-rebinding protection is on: the MCP transport answers only requests whose `H
 an `allowed_hosts` entry (for a server reached by a DNS name or behind a proxy), with a
 port of digits or none (`localhost:8800.evil.com` gets 421).
 
-Sessions are bounded (`SessionLimits`): one client address holds at most `per_client`
-open (past that it gets 429 and the others are unaffected), all clients together
-`max_sessions` (503), and a session with no request in flight for `idle` seconds ends.
-Behind a proxy on loopback, uvicorn takes the client's address from `X-Forwarded-For`.
+Stateless by default (`sessions=None`): no request depends on an earlier one, so every
+request may reach any replica, whatever protocol the client speaks. A 2026-07-28 client has
+no session anyway (a confirmation's state rides the call itself, sealed: `server.confirm`);
+a client of 2025-11-25 or older gets none either, so it cannot be sent a server-to-client
+request (an `elicitation/create` to confirm a write), while progress notifications still
+arrive on the call's own SSE stream.
+
+With `sessions=SessionLimits(...)` (`CRMOPS_MCP_SESSIONS=sticky`) those older clients keep a
+session in this process, so they can be asked to confirm; a load balancer must then send all
+of a session's requests to the replica that opened it. Sessions are bounded: one client
+address holds at most `per_client` open (past that it gets 429 and the others are
+unaffected), all clients together `max_sessions` (503), and a session with no request in
+flight for `idle` seconds ends. Behind a proxy on loopback, uvicorn takes the client's
+address from `X-Forwarded-For`.
 """
 
 from __future__ import annotations
@@ -38,7 +53,9 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.http_auth import BearerTokenMiddleware, bearer_token
+from server.http_auth import BearerTokenMiddleware, ProtectedResource, RefusalHook, bearer_token
+from server.oauth import JwtVerifier, OAuthConfig
+from tools.observability.http import METRICS_PATH, metrics_routes
 from tools.serving import LOOPBACK_NAMES, OPEN_PATHS, health_routes, serve_http
 from tools.settings import CrmopsSettings
 from tools.storage.shared import ReadinessCheck
@@ -56,9 +73,12 @@ class SessionLimits:
     idle: float = 300.0
 
     @classmethod
-    def of(cls, settings: CrmopsSettings) -> SessionLimits:
-        """The limits `CRMOPS_MCP_MAX_SESSIONS`, `CRMOPS_MCP_SESSIONS_PER_CLIENT` and
+    def of(cls, settings: CrmopsSettings) -> SessionLimits | None:
+        """None (stateless) unless `CRMOPS_MCP_SESSIONS=sticky`; then the limits
+        `CRMOPS_MCP_MAX_SESSIONS`, `CRMOPS_MCP_SESSIONS_PER_CLIENT` and
         `CRMOPS_MCP_SESSION_IDLE` set."""
+        if settings.mcp_sessions != "sticky":
+            return None
         return cls(
             max_sessions=settings.mcp_max_sessions,
             per_client=settings.mcp_sessions_per_client,
@@ -73,13 +93,25 @@ def build_http_app(
     host: str,
     allowed_hosts: Sequence[str] = (),
     checks: Sequence[ReadinessCheck] = (),
-    sessions: SessionLimits = SessionLimits(),
+    sessions: SessionLimits | None = None,
+    oauth: OAuthConfig | None = None,
+    verifier: JwtVerifier | None = None,
+    on_refused: RefusalHook | None = None,
+    metrics_token: SecretStr | None = None,
 ) -> ASGIApp:
     """The ASGI app serving `server`; `ConfigurationError` without a token or a short one.
 
     `checks` are what `/readyz` probes (`tools.storage.shared.readiness_checks(settings)`).
+    `sessions`: None serves every request on its own (any replica may take any request);
+    limits keep sessions for clients of protocol 2025-11-25 and older (sticky replicas).
+    `oauth` (`OAuthConfig.of(settings.crmops)`) also accepts that issuer's access tokens
+    (checked by `verifier`, default `JwtVerifier(oauth)`), and then `token` may be None;
+    `on_refused` hears of each write refused for a missing scope (`server.http_auth`).
+    `metrics_token` (`CRMOPS_METRICS_TOKEN`) serves `GET /metrics` behind it
+    (`tools.observability.http`).
     """
-    token = bearer_token(token)
+    if oauth is None or token is not None:
+        token = bearer_token(token)
     # A tool call's answer is an SSE stream (mcp's streamable HTTP, through sse-starlette),
     # which by default is cut the moment uvicorn is told to exit: the call in flight would
     # lose its answer. Keep streams open; uvicorn's grace period bounds the wait instead.
@@ -88,12 +120,28 @@ def build_http_app(
         streamable_http_path=MCP_PATH,
         transport_security=transport_security(host, allowed_hosts),
         host=host,
-        session_idle_timeout=sessions.idle,
-        max_sessions=sessions.max_sessions,
+        stateless_http=sessions is None,
+        session_idle_timeout=sessions.idle if sessions is not None else None,
+        max_sessions=sessions.max_sessions if sessions is not None else None,
     )
     app.router.routes.extend(health_routes(checks))
-    quota = SessionQuota(app, path=MCP_PATH, per_client=sessions.per_client, idle=sessions.idle)
-    return BearerTokenMiddleware(NumericPortGuard(quota), token=token, open_paths=set(OPEN_PATHS))
+    app.router.routes.extend(metrics_routes(metrics_token))  # its own token (or no route)
+    resource = ProtectedResource.of(oauth) if oauth is not None else None
+    if resource is not None:
+        app.router.routes.extend(resource.routes(MCP_PATH))
+    served: ASGIApp = app
+    if sessions is not None:
+        per_client, idle = sessions.per_client, sessions.idle
+        served = SessionQuota(app, path=MCP_PATH, per_client=per_client, idle=idle)
+    return BearerTokenMiddleware(
+        NumericPortGuard(served),
+        token=token,
+        verifier=verifier or (JwtVerifier(oauth) if oauth is not None else None),
+        resource=resource,
+        open_paths={*OPEN_PATHS, METRICS_PATH},
+        mcp_path=MCP_PATH,
+        on_refused=on_refused,
+    )
 
 
 def transport_security(host: str, allowed_hosts: Iterable[str] = ()) -> TransportSecuritySettings:

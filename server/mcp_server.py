@@ -41,12 +41,25 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.confirm import CONFIRMATION_PARAMETER, CONFIRMED_TOOLS, WriteGate, state_security
+from server.identity import CallableToolsOnly, may_call, request_principal, tool_scope
 from tools.catalog import VENDORS, load_catalog
 from tools.errors import ConfigurationError, CrmopsError
+from tools.identity import Principal
+from tools.observability.calls import observe_tool
+from tools.policy import Policy, check_access, policy_from_settings
 from tools.services import Services
 from tools.settings import Settings
 from tools.storage.audit import Actor
-from tools.table import TOOLS, ToolFunction, ToolRow, tool_function
+from tools.table import (
+    CREATE_TICKET,
+    LIST_TICKETS,
+    TOOLS,
+    ToolFunction,
+    ToolRow,
+    tool_function,
+    tool_row,
+)
 
 log = logging.getLogger("crmops.mcp")
 
@@ -59,7 +72,7 @@ more_available is true, narrow the query or raise the limit."""
 
 # Filled in by the adapter, never by the model: the clients, who asks (for the audit log)
 # and the progress reporter.
-_ADAPTER_PARAMETERS = frozenset({"services", "actor", "progress"})
+_ADAPTER_PARAMETERS = frozenset({"services", "actor", "progress", CONFIRMATION_PARAMETER})
 
 # An unknown-argument error quotes this many names (the rest are counted) and this many
 # characters of each: a call with 60,000 made-up keys gets a short answer, computed in one pass.
@@ -101,13 +114,16 @@ def build_server(
     services: Services | None = None,
     read_only: bool = False,
     tools: Sequence[str] | None = None,
+    policy: Policy | None = None,
 ) -> MCPServer[dict[str, Any]]:
     """The MCP server with the chosen tools, the error catalog resources and the prompts.
 
     `services` is closed by whoever made it; without one the server makes its own and
     closes it when it stops. `read_only` keeps only the read-only tools; `tools` names a
     subset (unknown names raise `ConfigurationError`). Both default to the settings
-    (`CRMOPS_READ_ONLY`, `CRMOPS_TOOLS`).
+    (`CRMOPS_READ_ONLY`, `CRMOPS_TOOLS`). `policy` is who may call what (default: the
+    `CRMOPS_MCP_*` access rules in the environment, `tools.policy.policy_from_settings`);
+    every call is checked against it, a write before it is confirmed (`server.confirm`).
     """
     specs = select_tools(
         read_only=read_only or settings.crmops.read_only,
@@ -115,16 +131,23 @@ def build_server(
     )
     owned = services is None
     in_use = services if services is not None else Services(settings)
+    access = Access(in_use, policy if policy is not None else policy_from_settings(None))
+    gate = WriteGate(in_use, mode=settings.crmops.mcp_confirm_writes, before=access.before_asking)
     server: MCPServer[dict[str, Any]] = MCPServer(
+        # The name is also the audience of a confirmation's sealed state: the same on every
+        # replica, so a second request may reach any of them (server.confirm).
         "crmops",
         title="crmops",
         version=_version(),
         instructions=INSTRUCTIONS,
         lifespan=_closing(in_use) if owned else None,
-        tools=[StrictTool.serving(spec, in_use) for spec in specs],
+        tools=[StrictTool.serving(spec, in_use, gate, access) for spec in specs],
+        request_state_security=state_security(settings.crmops),
     )
     _add_catalog_resources(server)
     _add_prompts(server)
+    # tools/list shows each caller only the tools its token's scopes cover (server.identity).
+    server.middleware.append(CallableToolsOnly())
     return server
 
 
@@ -168,27 +191,48 @@ def select_tools(*, read_only: bool, names: Sequence[str] | None) -> list[ToolSp
     return chosen
 
 
-def as_mcp_tool(spec: ToolSpec, services: Services) -> Callable[..., Awaitable[BaseModel]]:
+def as_mcp_tool(
+    spec: ToolSpec,
+    services: Services,
+    gate: WriteGate | None = None,
+    access: Access | None = None,
+) -> Callable[..., Awaitable[BaseModel]]:
     """A function MCPServer can register: the tool's own arguments plus the MCP `Context`.
 
     The signature is the tool function's without the adapter's parameters, so MCPServer
-    derives the same input schema, descriptions and output schema.
+    derives the same input schema, descriptions and output schema. Every call is checked
+    first: the caller's token scope and the access policy (`access`, default: the
+    `CRMOPS_MCP_*` rules of the environment). With a `gate`, a
+    write (`server.confirm.CONFIRMED_TOOLS`) also takes a `confirmation` parameter the SDK
+    fills by asking the user (before the tool runs, after the access check); the audit
+    log's actor is the caller's principal (`server.identity.request_principal`).
     """
     signature = inspect.signature(spec.fn, eval_str=True)
     takes_services = "services" in signature.parameters
     takes_progress = "progress" in signature.parameters
     takes_actor = "actor" in signature.parameters
+    own = [p for p in signature.parameters.values() if p.name not in _ADAPTER_PARAMETERS]
+    gated = gate is not None and spec.name in CONFIRMED_TOOLS
+    allowed = access if access is not None else Access(services, policy_from_settings(None))
 
     async def call(ctx: Context[Any, Any], **arguments: Any) -> BaseModel:
+        outcome = arguments.pop(CONFIRMATION_PARAMETER, None)
         if takes_progress:
             arguments["progress"] = _progress_reporter(ctx)
         if takes_actor:
-            arguments["actor"] = client_actor(ctx)
+            arguments["actor"] = audit_actor(request_principal(ctx))
         leading = (services,) if takes_services else ()
         try:
-            return await spec.fn(*leading, **arguments)
+            if gate is not None and gated:
+                gate.go_ahead(spec.name, outcome)  # access was checked before asking
+            else:
+                await allowed.check(ctx, spec.row, arguments)
+            # Metrics, a span (a child of the SDK's `tools/call`) and the log context.
+            return await observe_tool(spec.name, "mcp", spec.fn(*leading, **arguments))
         except CrmopsError as exc:
             raise ToolError(str(exc)) from exc
+        except ToolError:
+            raise
         except Exception as exc:
             log.exception("tool %s failed unexpectedly", spec.name)
             raise ToolError(
@@ -197,9 +241,11 @@ def as_mcp_tool(spec: ToolSpec, services: Services) -> Callable[..., Awaitable[B
             ) from exc
 
     parameters = [
-        *(p for p in signature.parameters.values() if p.name not in _ADAPTER_PARAMETERS),
+        *own,
         inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context),
     ]
+    if gate is not None and gated:
+        parameters.append(gate.parameter(spec.name, [p.name for p in own]))
     call.__name__ = spec.name
     call.__qualname__ = spec.name
     call.__doc__ = inspect.getdoc(spec.fn)
@@ -221,10 +267,17 @@ class StrictTool(Tool):
     """
 
     @classmethod
-    def serving(cls, spec: ToolSpec, services: Services) -> StrictTool:
-        """`spec`'s tool function as a strict MCP tool on `services` (see `as_mcp_tool`)."""
+    def serving(
+        cls,
+        spec: ToolSpec,
+        services: Services,
+        gate: WriteGate | None = None,
+        access: Access | None = None,
+    ) -> StrictTool:
+        """`spec`'s tool function as a strict MCP tool on `services`, its calls checked by
+        `access` and its writes confirmed through `gate` (see `as_mcp_tool`)."""
         built = cls.from_function(
-            as_mcp_tool(spec, services),
+            as_mcp_tool(spec, services, gate, access),
             name=spec.name,
             title=spec.row.title,
             annotations=spec.annotations,
@@ -310,12 +363,61 @@ def _quoted(name: str) -> str:
     return f'"{shown}"' + ("…" if len(name) > MAX_ARGUMENT_NAME_SHOWN else "")
 
 
-def client_actor(ctx: Context[Any, Any]) -> Actor:
-    """The audit log's actor for an MCP call: the client's name from its `initialize`
-    (`clientInfo.name`, e.g. "claude-ai"), or "unknown client" when it gave none."""
-    params = ctx.session.client_params
-    name = params.client_info.name if params is not None else ""
-    return Actor("mcp", name or "unknown client")
+def audit_actor(principal: Principal) -> Actor:
+    """The audit log's actor for an MCP call made by `principal` (`Actor.of`): the token's
+    subject, or the static token, with the client's self-reported name marked as such."""
+    return Actor.of(principal)
+
+
+class Access:
+    """The check every tool call passes before it runs (a write: before it is confirmed):
+    the credential's scope for the tool, then the one access policy (`tools.policy`), which
+    audits a refused write."""
+
+    def __init__(self, services: Services, policy: Policy) -> None:
+        self.services = services
+        self.policy = policy
+
+    async def check(
+        self, ctx: Context[Any, Any], row: ToolRow, arguments: Mapping[str, Any]
+    ) -> None:
+        """Return when the caller of `ctx` may call `row`'s tool; `ToolError` for a missing
+        scope, `AccessDeniedError` (a `CrmopsError`) when the policy refuses."""
+        principal = request_principal(ctx)
+        if principal.scopes is not None and not may_call(principal, row.name):
+            raise ToolError(_missing_scope(row.name))
+        await check_access(
+            self.policy,
+            self.services,
+            principal,
+            row.name,
+            writes=row.writes,
+            vendor=_vendor_of(row, arguments),
+        )
+
+    async def before_asking(
+        self, ctx: Context[Any, Any], tool: str, arguments: Mapping[str, Any]
+    ) -> None:
+        """`check` for a tool of the table, by name: `server.confirm.WriteGate`'s hook."""
+        await self.check(ctx, tool_row(tool), arguments)
+
+
+def _vendor_of(row: ToolRow, arguments: Mapping[str, Any]) -> str:
+    if row.name in (CREATE_TICKET.name, LIST_TICKETS.name):
+        return "bangwo8"
+    vendor = arguments.get("vendor")
+    return vendor if isinstance(vendor, str) else ""
+
+
+def _missing_scope(tool: str) -> str:
+    try:
+        scope = f"the scope {tool_scope(tool)}"
+    except KeyError:  # a tool outside the tool table: no scope grants it
+        scope = "a scope"
+    return (
+        f"{tool} was not run: the access token lacks {scope} it needs. Ask the "
+        "authorization server's administrator for a token with it."
+    )
 
 
 def _progress_reporter(ctx: Context[Any, Any]) -> Callable[[int, int], Awaitable[None]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -75,3 +76,21 @@ def test_the_tool_table_names_every_mcp_tool() -> None:
     intro = README.read_text(encoding="utf-8").split("## Quickstart", 1)[0]
     for tool in TOOL_NAMES:
         assert f"| `{tool}` |" in intro
+
+
+def test_every_json_snippet_parses_and_mcp_remote_headers_hold_no_space() -> None:
+    """A client config pasted from the README works: valid JSON, and `mcp-remote`'s
+    `--header` written as its docs say (`Authorization:${AUTH_HEADER}`, the value in `env`),
+    since some Windows clients split an argument with a space in it."""
+    blocks = re.findall(r"```json\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+    assert blocks
+    headers = []
+    for block in blocks:
+        config = json.loads(block)
+        for server in config.get("mcpServers", {}).values():
+            args = server.get("args", [])
+            if "mcp-remote" in args:
+                headers += [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--header"]
+                assert " " not in "".join(args), args
+                assert all(v.startswith("Bearer ") for v in server.get("env", {}).values())
+    assert "Authorization:${AUTH_HEADER}" in headers

@@ -21,6 +21,9 @@ Surface = Literal["cli", "mcp", "slack"]
 STATIC_TOKEN_SUBJECT = "static-token"  # noqa: S105 - a name for the caller, not a secret
 """The subject of a call authenticated with the shared `CRMOPS_MCP_TOKEN`."""
 
+STDIO_SUBJECT = "stdio"
+"""The subject of an MCP call over stdio: the local user who started `crmops mcp`."""
+
 
 @dataclass(frozen=True)
 class Principal:

@@ -7,11 +7,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
+from tools.models import integer_as_text
 from tools.services import Services
 from tools.table import MAX_STAFF
 from tools.vendors.xiaolanben.models import MAX_PAGE_SIZE, MIN_PAGE_SIZE, Staff
+
+_Search = Annotated[str, Field(max_length=50)]
+StaffSearch = Annotated[
+    _Search, BeforeValidator(integer_as_text, json_schema_input_type=int | _Search)
+]
+"""A name fragment or a mobile number; a mobile number may come as a JSON integer."""
 
 
 class StaffList(BaseModel):
@@ -27,9 +34,8 @@ async def list_staff(
     services: Services,
     *,
     search: Annotated[
-        str | None,
+        StaffSearch | None,
         Field(
-            max_length=50,
             description="Optional: a name fragment (matches names containing it) or a full "
             "mobile number (matches exactly). Leave out to list everyone.",
         ),

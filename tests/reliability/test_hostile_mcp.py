@@ -290,5 +290,6 @@ async def test_a_client_name_of_3_mb_with_newlines_and_bidi_is_stored_bounded_an
     assert result.is_error is False
     (entry,) = await services.store.audit.recent()
     assert len(entry.actor.name) == MAX_ACTOR_NAME
-    assert entry.actor.name.startswith("claude 2026-12-01 INFO crmops: admin approvedgnp.exe")
+    # Who acted comes first (`Actor.of`); the client's own words after it, marked as such.
+    assert '(client says "claude 2026-12-01 INFO crmops: admin approvedgnp.exe' in entry.actor.name
     assert not any(char in entry.actor.name for char in "\n\r\u202e\u2066")

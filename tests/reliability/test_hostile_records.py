@@ -181,11 +181,10 @@ async def _mcp_session(http: httpx.AsyncClient, url: str) -> dict[str, str]:
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {TOKEN}"}
     answer = await http.post(f"{url}/mcp", json=INITIALIZE, headers=headers)
     assert answer.status_code == 200
-    headers |= {
-        "Content-Type": "application/json",
-        "Mcp-Session-Id": answer.headers["mcp-session-id"],
-        "Mcp-Protocol-Version": PROTOCOL_VERSION,
-    }
+    headers |= {"Content-Type": "application/json", "Mcp-Protocol-Version": PROTOCOL_VERSION}
+    session = answer.headers.get("mcp-session-id")  # none from stateless HTTP (the default)
+    if session is not None:
+        headers["Mcp-Session-Id"] = session
     initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
     assert (await http.post(f"{url}/mcp", json=initialized, headers=headers)).status_code == 202
     return headers

@@ -7,7 +7,9 @@ error, and gets for free
   (`PUT /__sandbox__/faults` with the same fields as JSON; `GET` reads them and the counters);
 - `serve(app)`: run it on loopback over real HTTP in a background thread;
 - a `Date` header on every vendor answer, from the simulator's clock (`server_time`), which
-  `faults.clock_skew` sets ahead or behind; `faults.stall_next` answers late after acting.
+  `faults.clock_skew` sets ahead or behind; `faults.stall_next` answers late after acting;
+- a caller that hangs up before its request is read (a cancelled call) is counted
+  (`counters["client_gone"]`), not logged as a server error: a real vendor never notices.
 
 Faults apply to vendor requests only, never to `/__sandbox__/`.
 """
@@ -28,7 +30,7 @@ from typing import Any, ClassVar, Literal
 import uvicorn
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -153,6 +155,14 @@ class _FaultLayer:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._serve(scope, receive, send)
+        except ClientDisconnect:
+            # The caller hung up before its body was read (its call was cancelled, or timed
+            # out during `faults.latency`): there is no one to answer, and nothing went wrong.
+            self.sim.counters["client_gone"] += 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or path.startswith(ADMIN_PREFIX):
             await self.app(scope, receive, send)
@@ -259,7 +269,9 @@ def start_server(
 
     `lifespan="on"` for apps that start work at start-up (the MCP HTTP app does).
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP: asyncio turns Nagle off only on sockets of that protocol; with Nagle on,
+    # an answer whose body goes out in a second write waits 40 ms for the delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     # No uvicorn `Date`: a simulator stamps its own, from its (possibly skewed) clock.

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from tools.identity import STATIC_TOKEN_SUBJECT, STDIO_SUBJECT, Principal
 from tools.redaction import redact as redact_text
 from tools.storage.sqlite import SqliteThread
 
@@ -44,7 +45,10 @@ _SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|sign|authori[s
 
 @dataclass(frozen=True)
 class Actor:
-    """Who asked: the surface and its user (Slack user id, MCP client name, OS user)."""
+    """Who asked: the surface and its user, one sanitised string (`Actor.of(principal)`
+    writes it: `team/channel/user` for Slack, `sub=… email=… iss=…` for an OAuth MCP
+    caller, `static-token (client says "…")` for the shared MCP token, `stdio user=…` for
+    a stdio MCP server, the OS user for the CLI)."""
 
     surface: Surface
     name: str
@@ -65,6 +69,61 @@ class Actor:
     def slack_user(cls, user_id: str, *, team_id: str, channel_id: str) -> Actor:
         """A Slack user, named `team/channel/user`: who asked, and where."""
         return cls("slack", f"{team_id}/{channel_id}/{user_id}")
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        """Who `principal` is, as the audit log keeps it (see the class).
+
+        A proven identity comes first; what a client says of itself (`clientInfo.name`) is
+        kept after it, marked `client says`, so no reader takes it for an identity.
+        """
+        if principal.surface == "slack":
+            return cls.slack_user(
+                principal.subject,
+                team_id=principal.team or "",
+                channel_id=principal.channel or "",
+            )
+        return cls(principal.surface, _principal_name(principal))
+
+
+def _principal_name(principal: Principal) -> str:
+    """`sub=… email=… iss=…` for a token's subject; `static-token` for the shared token;
+    `… (unverified)` for a name nobody proved; then what the client says of itself."""
+    if principal.subject == STATIC_TOKEN_SUBJECT and principal.issuer is None:
+        name = STATIC_TOKEN_SUBJECT
+    elif is_local_mcp(principal):
+        name = f"{STDIO_SUBJECT} user={_word(Actor.local_user().name)}"
+    elif principal.surface == "mcp" and principal.verified:
+        name = f"sub={_word(principal.subject)}"
+        contact = principal.email or principal.username
+        if contact:
+            name += f" {'email' if principal.email else 'username'}={_word(contact)}"
+        if principal.issuer:
+            name += f" iss={_word(principal.issuer)}"
+    else:
+        name = principal.subject if principal.verified else f"{principal.subject} (unverified)"
+    said = principal.self_reported_name
+    if said is None:
+        return name
+    # The client's words take whatever room is left, so the identity before them survives.
+    room = max(MAX_ACTOR_NAME - len(name) - len(' (client says "")'), 0)
+    return f'{name} (client says "{actor_name(said).replace(chr(34), chr(39))[:room]}")'
+
+
+def is_local_mcp(principal: Principal) -> bool:
+    """Whether `principal` is an MCP call over stdio: the local user who started
+    `crmops mcp` (`server.identity` makes it), trusted as the CLI is."""
+    return (
+        principal.surface == "mcp"
+        and principal.subject == STDIO_SUBJECT
+        and principal.issuer is None
+        and principal.verified
+    )
+
+
+def _word(value: str) -> str:
+    """`value` as one word of a `key=value` name: no space can fake the next key."""
+    return "_".join(actor_name(value).split())
 
 
 def actor_name(name: str) -> str:

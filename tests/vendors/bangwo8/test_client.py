@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -65,6 +66,28 @@ async def test_wrong_password_is_an_authentication_error_without_the_password(
 def test_missing_credentials_name_the_variables() -> None:
     with pytest.raises(ConfigurationError, match="BANGWO8_PASSWORD"):
         Bangwo8Client(Bangwo8Settings(account="someone"))
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({}, "set BANGWO8_CLIENT_ID, BANGWO8_CLIENT_SECRET (environment or .env); or, without "
+         "an OAuth client, BANGWO8_ACCOUNT and BANGWO8_PASSWORD for HTTP Basic auth"),
+        ({"client_id": "c-1"}, "set BANGWO8_CLIENT_SECRET (environment or .env)"),
+        ({"password": SecretStr("p-1")}, "set BANGWO8_ACCOUNT (environment or .env)"),
+        # Both begun: the OAuth client is the one to finish.
+        ({"account": "a-1", "client_secret": SecretStr("s-1")}, "set BANGWO8_CLIENT_ID (env"),
+    ],
+)  # fmt: skip
+def test_the_oauth_client_is_named_first_as_the_preferred_credential(
+    given: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Bangwo8Client(Bangwo8Settings(_env_file=None, **given))
+    assert named in str(caught.value)
+    assert caught.value.action.startswith("set the variables named")
+    assert "p-1" not in str(caught.value)
+    assert "s-1" not in str(caught.value)
 
 
 # --- OAuth2 -------------------------------------------------------------------------------
