@@ -22,7 +22,6 @@ from typing import Annotated
 import typer
 
 from tools.exit_codes import failures_as_exit_codes
-from tools.redaction import install_log_redaction
 
 
 def register(app: typer.Typer) -> None:
@@ -54,13 +53,14 @@ def slack(
     ] = 0,
 ) -> None:
     """Run the Slack bot: /crm help, error, staff, customer, ticket, import."""
-    logging.basicConfig(
+    from tools.observability.logs import configure_logging  # noqa: PLC0415 - start-up cost
+
+    configure_logging(  # text or JSON lines (CRMOPS_LOG_FORMAT), redacted (tools.redaction)
         # The sandbox shares its terminal with `crmops sandbox`: only what goes wrong.
         level=logging.WARNING if sandbox else logging.INFO,
+        env_file=None if sandbox else env_file,
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    install_log_redaction()  # no secret in any form in a log line (tools.redaction)
     # slack-bolt, aiohttp and the settings load only now: `crmops --help` imports this module.
     from bots.run import run_bot  # noqa: PLC0415 - start-up cost
 

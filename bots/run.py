@@ -64,7 +64,10 @@ async def _run(
         bolt_app = build_app(slack_settings, services, access=access)
         if not socket:
             http_app = build_http_app(
-                bolt_app, settings=slack_settings, checks=readiness_checks(settings.crmops)
+                bolt_app,
+                settings=slack_settings,
+                checks=readiness_checks(settings.crmops),
+                metrics_token=settings.crmops.metrics_token,
             )
             await serve_http(http_app, host=host, port=port, name="Slack")
             return

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from itertools import accumulate
 from urllib.parse import parse_qsl
 
+from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
@@ -47,6 +48,7 @@ from starlette.routing import Route
 
 from bots import auth
 from bots.settings import SlackSettings
+from tools.observability.http import metrics_routes
 from tools.serving import health_routes, serve_http
 from tools.storage.shared import ReadinessCheck
 
@@ -151,11 +153,16 @@ def _json_texts(body: str, request: Request) -> list[str]:
 
 
 def build_http_app(
-    bolt_app: AsyncApp, *, settings: SlackSettings, checks: Sequence[ReadinessCheck] = ()
+    bolt_app: AsyncApp,
+    *,
+    settings: SlackSettings,
+    checks: Sequence[ReadinessCheck] = (),
+    metrics_token: SecretStr | None = None,
 ) -> Starlette:
     """`POST /slack/events` for every Slack request (commands, buttons, modals, events),
     behind a `SlackRequestGate` with `settings`' signing secret; `/healthz`, and `/readyz`
-    running `checks` (`tools.storage.shared.readiness_checks`)."""
+    running `checks` (`tools.storage.shared.readiness_checks`); `GET /metrics` behind
+    `metrics_token` (`CRMOPS_METRICS_TOKEN`; unset: not served)."""
     gate = SlackRequestGate(auth.signing_secret(settings))
 
     async def events(request: Request) -> Response:
@@ -171,7 +178,8 @@ def build_http_app(
             )
         return to_starlette_response(await bolt_app.async_dispatch(bolt_request))
 
-    return Starlette(routes=[Route(EVENTS_PATH, events, methods=["POST"]), *health_routes(checks)])
+    routes = [Route(EVENTS_PATH, events, methods=["POST"]), *health_routes(checks)]
+    return Starlette(routes=[*routes, *metrics_routes(metrics_token)])
 
 
 def _bolt_request(request: Request, body: str) -> AsyncBoltRequest:

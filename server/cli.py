@@ -20,6 +20,10 @@ be cheap to import: server/ and bots/ never import each other).
 A name is looked up in that order: `COMMANDS`, the entry points, the tool commands; so
 `crmops errors` imports neither of the others, and `crmops slack` not the tool commands.
 
+`--lang zh-CN|en|id`, anywhere on the line, chooses the language of what a command shows
+(else CRMOPS_LOCALE, then LC_ALL / LC_MESSAGES / LANG: `tools.i18n.from_environment`); the
+group takes it from the command's arguments before the command parses them.
+
 A failure prints one line on stderr and exits with the code of its kind
 (`tools.exit_codes.EXIT_CODES`): never a traceback for a failure crmops expected.
 """
@@ -29,9 +33,10 @@ from __future__ import annotations
 import gc
 import importlib
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer import _click as click  # typer vendors its click: the types TyperGroup's API uses
@@ -48,11 +53,21 @@ from tools.exit_codes import (
     EXIT_USAGE,
     EXIT_VENDOR,
 )
+from tools.i18n import (
+    LOCALES,
+    UnknownLocaleError,
+    checked_locale,
+    from_environment,
+    reset_locale,
+    set_locale,
+)
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
     from typer.models import CommandInfo
+
+    from tools.i18n import Locale
 
 PLUGIN_GROUP = "crmops.commands"
 
@@ -116,6 +131,17 @@ class LazyGroup(TyperGroup):
         if commands is None:
             return None
         return typer.main.get_group(commands).get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """The command and its arguments, less a `--lang` among them (`crmops errors 502
+        --lang zh`): it is the group's option wherever it is written."""
+        name, command, rest = super().resolve_command(ctx, args)
+        rest, lang = _without_lang(ctx, rest)
+        if lang is not None:
+            ctx.meta[_LANG] = lang
+        return name, command, rest
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
@@ -198,9 +224,54 @@ app = typer.Typer(
 )
 
 
+_LANG = "crmops.lang"
+"""`ctx.meta` key of a `--lang` written after the command's name."""
+LANG_HELP = (
+    "the language crmops shows you: zh-CN, en or id (default: CRMOPS_LOCALE, then "
+    "LC_ALL / LC_MESSAGES / LANG, then en)"
+)
+
+
 @app.callback()
-def crmops() -> None:
+def crmops(
+    ctx: typer.Context,
+    lang: Annotated[str | None, typer.Option("--lang", metavar="LOCALE", help=LANG_HELP)] = None,
+) -> None:
     """SocialEpoch, Xiaolanben and Bangwo8 behind one set of tools: MCP, Slack and CLI."""
+    chosen = ctx.meta.get(_LANG, lang)  # after the command name it is the command's own
+    try:
+        locale = checked_locale(chosen) if chosen is not None else from_environment()
+    except UnknownLocaleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE if chosen is not None else EXIT_CONFIG) from None
+    _use_until_done(ctx, locale)
+
+
+def _without_lang(ctx: click.Context, args: list[str]) -> tuple[list[str], str | None]:
+    """`args` without `--lang X` / `--lang=X` (up to a `--`), and the last X given."""
+    kept: list[str] = []
+    lang: str | None = None
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--":
+            kept += [arg, *rest]
+            break
+        if arg == "--lang":
+            lang = next(rest, None)
+            if lang is None:
+                ctx.fail(f"--lang needs a value: {', '.join(LOCALES)}")
+        elif arg.startswith("--lang="):
+            lang = arg.removeprefix("--lang=")
+        else:
+            kept.append(arg)
+    return kept, lang
+
+
+def _use_until_done(ctx: click.Context, locale: Locale) -> None:
+    """Show texts in `locale` until the command is done (in-process runs, tests, leave the
+    language as they found it)."""
+    token = set_locale(locale)
+    ctx.call_on_close(lambda: reset_locale(token))
 
 
 def main() -> None:
@@ -209,6 +280,10 @@ def main() -> None:
     # process (pydantic schemas, MCP types); the collector's full passes over them while
     # they are made cost `crmops mcp` about a fifth of its start. Off until it is loaded.
     gc.disable()
+    if any(name.startswith("OTEL_") for name in os.environ):  # spans over OTLP, if asked
+        from tools.observability.tracing import configure_tracing  # noqa: PLC0415 - start-up
+
+        configure_tracing()
     try:
         app()
     finally:

@@ -4,6 +4,7 @@
     crmops import customers.xlsx --vendor xiaolanben --rejects bad.csv
     crmops import customers.xlsx --vendor xiaolanben --resume      # after Ctrl-C / kill -9
     crmops import leads.csv --vendor socialepoch --map "WA号=whatsApp" --json
+    crmops import leads.csv --vendor socialepoch --metrics-file /var/lib/node_exporter/crmops.prom
 
 Exit codes, as the rest of `crmops` (tools/exit_codes.py): 0 every row imported (dry run: every
 row valid); 1 partial: rows rejected, refused by the vendor or not yet confirmed; 65 bad
@@ -54,13 +55,15 @@ from tools.exit_codes import (
     EXIT_VENDOR,
     failures_as_exit_codes,
 )
+from tools.i18n import marked, tr
+from tools.observability.metrics import check_textfile_path, textfile_at_exit
 from tools.services import Services
 from tools.settings import Settings
 from tools.storage.audit import Actor
 from tools.storage.configured import open_store
 
 EXIT_PARTIAL = EXIT_FAILED  # some rows not imported
-INTERRUPTED = (
+INTERRUPTED = marked(
     "interrupted: every row sent so far is in the journal; "
     "rerun the same command with --resume to send the rest"
 )
@@ -103,16 +106,26 @@ def import_file(
     env_file: Annotated[
         Path, typer.Option("--env-file", help="settings file read after the environment")
     ] = Path(".env"),
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="write the run's metrics here at the end (node_exporter textfile format)",
+        ),
+    ] = None,
 ) -> None:
     """Import customers from a file, at the vendor's rate limit, each row exactly once."""
     console = Console(stderr=True)
-    with failures_as_exit_codes(as_json=as_json, interrupted=INTERRUPTED):
+    with failures_as_exit_codes(as_json=as_json, interrupted=tr(INTERRUPTED)):
         settings = Settings.load(env_file=env_file)
         columns = _parse_mapping(mapping or [])
         if rejects is not None:  # before anything is sent, not when the report is written
             check_rejections_path(rejects, file)
+        if metrics_file is not None:
+            check_textfile_path(metrics_file)
         showing = not as_json and console.is_terminal
-        with _progress_bar(console) if showing else nullcontext() as bar:
+        bar_or_not = _progress_bar(console) if showing else nullcontext()
+        with textfile_at_exit(metrics_file), bar_or_not as bar:  # --metrics-file, however it ends
             report = _run_stoppable(
                 _run(
                     settings,
@@ -191,13 +204,13 @@ class _Bar:
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.task: TaskID = progress.add_task("reading", total=None, rate=0.0, failed=0)
+        self.task: TaskID = progress.add_task(_phase("reading"), total=None, rate=0.0, failed=0)
 
     def update(self, state: ImportProgress) -> None:
         total = state.total if state.phase == "sending" else None
         self.progress.update(
             self.task,
-            description=state.phase,
+            description=_phase(state.phase),
             completed=state.done,
             total=total,
             rate=state.rate,
@@ -205,16 +218,25 @@ class _Bar:
         )
 
 
+_PHASES = {"reading": marked("reading"), "sending": marked("sending")}
+
+
+def _phase(phase: str) -> str:
+    """The progress bar's name for a phase of the import, in the current language."""
+    return tr(_PHASES[phase]) if phase in _PHASES else phase
+
+
 @contextmanager
 def _progress_bar(console: Console) -> Iterator[_Bar]:
+    # rich fills the {task...} fields; the words around them are translated.
     columns = (
         TextColumn("{task.description:>8}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:,.0f} rows/s"),
-        TextColumn("[red]{task.fields[failed]} failed"),
+        TextColumn("{task.fields[rate]:,.0f} " + tr("rows/s")),
+        TextColumn("[red]{task.fields[failed]} " + tr("failed")),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
+        TextColumn(tr("ETA")),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:
@@ -222,59 +244,69 @@ def _progress_bar(console: Console) -> Iterator[_Bar]:
 
 
 def _print_summary(console: Console, report: BulkImportReport, rejects: Path | None) -> None:
-    title = f"{report.source} → {report.vendor}" + (" (dry run)" if report.dry_run else "")
+    title = f"{report.source} → {report.vendor}" + (tr(" (dry run)") if report.dry_run else "")
     table = Table(title=title, show_header=False)
-    table.add_column("what")
-    table.add_column("rows", justify="right")
+    table.add_column(tr("what"))
+    table.add_column(tr("rows"), justify="right")
     for label, value in _summary_rows(report):
         table.add_row(label, value)
     console.print(table)
     for problem in report.problems[:SHOWN_PROBLEMS]:
         field = f" {problem.field}" if problem.field else ""
-        console.print(f"  row {problem.row}{field}: {problem.reason}", markup=False)
+        where = tr("row {row}", row=problem.row)
+        console.print(f"  {where}{field}: {problem.reason}", markup=False)
     for line in _advice(report, rejects):
         console.print(line, markup=False)
 
 
 def _summary_rows(report: BulkImportReport) -> list[tuple[str, str]]:
     rows = [
-        ("rows read", report.rows_read),
-        ("valid", report.valid),
-        ("rejected (not sent)", report.rejected),
+        (tr("rows read"), report.rows_read),
+        (tr("valid"), report.valid),
+        (tr("rejected (not sent)"), report.rejected),
     ]
     if report.dry_run:
-        rows += [("would send", report.pending), ("calls it would take", report.requests)]
+        rows += [(tr("would send"), report.pending), (tr("calls it would take"), report.requests)]
     else:
         rows += [
-            ("confirmed", report.confirmed),
-            ("  created", report.created),
-            ("  updated", report.updated),
-            ("  accepted", report.accepted),
-            ("refused by the vendor", report.failed),
-            ("answer lost (resend with --resume)", report.unknown),
-            ("not sent yet", report.pending),
-            (f"sent in this run (run {report.run})", report.rows_sent),
-            ("calls in this run", report.requests),
+            (tr("confirmed"), report.confirmed),
+            ("  " + tr("created"), report.created),
+            ("  " + tr("updated"), report.updated),
+            ("  " + tr("accepted"), report.accepted),
+            (tr("refused by the vendor"), report.failed),
+            (tr("answer lost (resend with --resume)"), report.unknown),
+            (tr("not sent yet"), report.pending),
+            (tr("sent in this run (run {run})", run=report.run), report.rows_sent),
+            (tr("calls in this run"), report.requests),
         ]
     text = [(label, f"{value:,}") for label, value in rows]
     rate = report.rows_sent / report.send_seconds if report.send_seconds else 0.0
-    text.append(("time", f"{report.seconds:.1f} s, sending {rate:,.0f} rows/s"))
+    seconds, per_second = f"{report.seconds:.1f}", f"{rate:,.0f}"
+    took = tr("{seconds} s, sending {rate} rows/s", seconds=seconds, rate=per_second)
+    text.append((tr("time"), took))
     return text
 
 
 def _advice(report: BulkImportReport, rejects: Path | None) -> list[str]:
-    lines = [f"note: {report.note}"] if report.note else []
+    lines = [tr("note: {note}", note=report.note)] if report.note else []
     if report.stopped:
-        lines.append(f"stopped early: {report.stopped}")
+        lines.append(tr("stopped early: {why}", why=report.stopped))
     not_imported = report.rejected + report.failed
+    count = f"{not_imported:,}"
     if not_imported and rejects is not None:
-        lines.append(f"{not_imported:,} rows not imported, with reasons: {rejects}")
+        lines.append(
+            tr("{count} rows not imported, with reasons: {path}", count=count, path=rejects)
+        )
     elif not_imported:
-        lines.append(f"{not_imported:,} rows not imported: --rejects PATH writes them all to a CSV")
+        lines.append(
+            tr("{count} rows not imported: --rejects PATH writes them all to a CSV", count=count)
+        )
     if not report.dry_run and not report.complete:
-        lines.append("some rows are not confirmed: rerun the same command with --resume")
+        lines.append(tr("some rows are not confirmed: rerun the same command with --resume"))
     for column in report.extended_columns:
-        lines.append(f"column {column!r} is sent as a SocialEpoch extended field")
+        lines.append(
+            tr("column {column} is sent as a SocialEpoch extended field", column=repr(column))
+        )
     return lines
 
 

@@ -29,6 +29,7 @@ import typer
 
 from tools.errors import InputError, Problem
 from tools.exit_codes import failures_as_exit_codes
+from tools.i18n import tr
 from tools.table import MAX_STAFF, MAX_TICKETS_PER_PAGE
 
 if TYPE_CHECKING:
@@ -65,7 +66,9 @@ def staff(
     """List Xiaolanben (小蓝本) staff: the staffId that owns imported customers."""
     from tools.staff import list_staff  # noqa: PLC0415 - start-up cost: see the module doc
 
-    result = _run(env_file, as_json, lambda s: list_staff(s, search=search, limit=limit))
+    result = _run(
+        "list_staff", env_file, as_json, lambda s: list_staff(s, search=search, limit=limit)
+    )
     _show(result, as_json)
 
 
@@ -85,10 +88,11 @@ def customer(
     from tools.customers import query_customer  # noqa: PLC0415 - start-up cost: see the module doc
 
     number = "".join(whatsapp)  # people paste numbers with spaces: +86 182 2173 3141
-    result = _run(env_file, as_json, lambda s: query_customer(s, whatsapp=number))
+    result = _run("query_customer", env_file, as_json, lambda s: query_customer(s, whatsapp=number))
     _show(result, as_json)
     if result.not_found and not as_json:
-        _console(stderr=True).print(f"not found: {', '.join(result.not_found)}", markup=False)
+        missing = ", ".join(result.not_found)
+        _console(stderr=True).print(tr("not found: {numbers}", numbers=missing), markup=False)
 
 
 @commands.command("ticket")
@@ -112,6 +116,7 @@ def ticket(
     from tools.tickets import create_ticket  # noqa: PLC0415
 
     result = _run(
+        "create_ticket",
         env_file,
         as_json,
         lambda s: create_ticket(
@@ -148,6 +153,7 @@ def tickets(
     from tools.tickets import list_tickets  # noqa: PLC0415 - start-up cost: see the module doc
 
     result = _run(
+        "list_tickets",
         env_file,
         as_json,
         lambda s: list_tickets(
@@ -165,17 +171,21 @@ def tickets(
 # --- running a tool -------------------------------------------------------------------------
 
 
-def _run(env_file: Path, as_json: bool, call: Callable[[Services], Awaitable[Result]]) -> Result:
-    """`call` with the services of the settings; a failure exits with its code."""
+def _run(
+    tool: str, env_file: Path, as_json: bool, call: Callable[[Services], Awaitable[Result]]
+) -> Result:
+    """`call` (of the tool named `tool`) with the services of the settings; a failure exits
+    with its code."""
     # Start-up cost: see the module doc.
     import asyncio  # noqa: PLC0415
 
+    from tools.observability.calls import observe_tool  # noqa: PLC0415
     from tools.services import Services  # noqa: PLC0415
     from tools.settings import Settings  # noqa: PLC0415
 
     async def run() -> Result:
         async with Services(Settings.load(env_file=env_file)) as services:
-            return await call(services)
+            return await observe_tool(tool, "cli", call(services))  # spans, metrics
 
     with failures_as_exit_codes(as_json=as_json):
         return asyncio.run(run())
@@ -213,8 +223,12 @@ def _when(option: str, text: str | None) -> datetime | date | None:
         return datetime.fromisoformat(text)
     except ValueError:
         raise InputError(
-            [Problem(option, f"{text!r}: write yyyy-MM-dd or yyyy-MM-ddTHH:MM:SS")],
-            summary="invalid date",
+            [
+                Problem(
+                    option, tr("{text}: write yyyy-MM-dd or yyyy-MM-ddTHH:MM:SS", text=repr(text))
+                )
+            ],
+            summary=tr("invalid date"),
         ) from None
 
 

@@ -33,12 +33,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "tools.transport",
             "tools.redaction",
             "tools.identity",
+            "tools.observability",
+            "tools.i18n",
         ),
     ),
     ("vendors", ("tools.vendors",)),
     ("storage", ("tools.storage",)),
     ("services", ("tools.services",)),
     ("bulk", ("tools.bulk",)),
+    # The tool functions, the tool table, and `tools.policy` (the access policy Slack and MCP
+    # consult: it reads the tool table and writes refusals to the audit log).
     ("tools", ("tools",)),
     ("sandbox", ("tools.sandbox",)),
     ("adapters", ("server", "bots")),

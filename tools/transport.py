@@ -44,6 +44,7 @@ from tools.errors import (
     VendorError,
     VendorUnavailableError,
 )
+from tools.observability.calls import VendorRequest
 from tools.redaction import shown_url
 from tools.settings import CrmopsSettings
 
@@ -271,26 +272,33 @@ class VendorTransport(AsyncClosing):
         content, content_headers = _body(json, form)
         all_headers = {**content_headers, **(headers or {})}
         policy = self._retry
+        # Metrics, a span per attempt and the log context (tools.observability.calls).
+        observed = VendorRequest(self.vendor, endpoint.name, endpoint.method, endpoint.path)
 
         def hook(error: Exception) -> bool | float:
             decision = retry_decision(
                 error, idempotent=endpoint.idempotent, wait_max=policy.wait_max
             )
             if decision is not False:
+                observed.retrying(error)
                 log.warning("%s %s: retrying after %s", self.vendor, endpoint.name, _brief(error))
             return decision
 
-        async for attempt in _stamina().retry_context(
-            on=hook,
-            attempts=policy.attempts,
-            timeout=policy.timeout,
-            wait_initial=policy.wait_initial,
-            wait_max=policy.wait_max,
-            wait_jitter=policy.wait_jitter,
-        ):
-            with attempt:
-                await self._rate_limiter.acquire(endpoint.path)
-                return await self._send_once(endpoint, params, content, all_headers, url)
+        with observed:
+            async for attempt in _stamina().retry_context(
+                on=hook,
+                attempts=policy.attempts,
+                timeout=policy.timeout,
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
+            ):
+                with attempt, observed.attempt(attempt.num) as sent:
+                    await self._rate_limiter.acquire(endpoint.path)
+                    sent.slot_granted()
+                    response = await self._send_once(endpoint, params, content, all_headers, url)
+                    sent.answered(response.status_code)
+                    return response
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     async def _send_once(

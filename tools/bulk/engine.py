@@ -53,6 +53,7 @@ from tools.bulk.run import RowCallbacks, RunScope
 from tools.bulk.sending import CHUNKS_AHEAD, DEFAULT_CONCURRENCY, Sender
 from tools.bulk.targets import ImportTarget, import_target
 from tools.errors import ConfigurationError, InputError, Problem
+from tools.observability.calls import ImportObserver
 from tools.services import Services
 from tools.storage.audit import Actor
 from tools.storage.journal import ImportKey, ImportRecord, JournalCounts
@@ -121,7 +122,8 @@ async def bulk_import(
     key = ImportKey(vendor, target.tenant(), fingerprint(source, vendor, options.mapping, sheet))
     async with _journal_store(store, dry_run) as used:
         run = await _Run.start(used, target, options, key, resume=resume)
-        report = await run.execute(dry_run=dry_run)
+        with ImportObserver(vendor, active=not dry_run) as run.progress.observer:  # metrics
+            report = await run.execute(dry_run=dry_run)
         if rejections_csv is not None:
             await export_rejections(run.scope, rejections_csv)
     return report

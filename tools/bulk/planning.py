@@ -30,6 +30,7 @@ from tools.bulk.readers import (
 from tools.bulk.reporting import ProgressMeter
 from tools.bulk.run import RowCallbacks, RunScope
 from tools.errors import InputError, Problem
+from tools.i18n import tr
 from tools.storage.journal import NewRow, Rejection
 
 PLAN_BATCH = 1000
@@ -105,17 +106,21 @@ class Planner:
         problems = [
             Problem(r.field or "record", r.reason, r.number - 1)
             if in_memory
-            else Problem(f"row {r.number}: {r.field or 'row'}", r.reason)
+            else Problem(
+                tr("row {number}: {field}", number=r.number, field=r.field or tr("row")), r.reason
+            )
             async for r in self.scope.journal.rejections(self.scope.import_id)
         ]
-        raise InputError(problems, summary="invalid customers, nothing was sent")
+        raise InputError(problems, summary=tr("invalid customers, nothing was sent"))
 
     async def _plan(self, batch_size: int) -> int:
         source = self.scope.source
         rows = read_rows(source, sheet=self._sheet)
         first = next(rows, None)
         if first is None:
-            raise InputError([Problem("file", f"{source.name} has a header but no rows")])
+            raise InputError(
+                [Problem("file", tr("{name} has a header but no rows", name=source.name))]
+            )
         self.scope.target.check_columns(
             self.columns.unknown_columns(first.cells), file_format(source)
         )
@@ -143,6 +148,7 @@ class Planner:
             rejected.append(self._duplicate(by_number[number], earlier))
         if rejected:
             await journal.add_rejections(import_id, rejected)
+            self._progress.rejected(len(rejected))
         self._valid += len(valid) - len(duplicates)
         self._progress.planned(self._valid)
         self._progress.read(read)
