@@ -4,21 +4,27 @@
     # TicketCommand(subject='无法登录', message='客户说登录页报错 502', priority='2')
     parse_command("staff 王")
     # ToolCommand(name='staff', arguments={'search': '王'})
+    parse_command("tickets 7d")
+    # ToolCommand(name='tickets', arguments={'created_order': 'desc', 'limit': 10,
+    #                                        'created_start': <now - 7 days, UTC>})
 
 A read-only tool's subcommand is one `ToolSubcommand` row in `SUBCOMMANDS`: its help, its
 row of the tool table, the tool function, how the words after its name become the
 function's keyword arguments (`no_words`, `rest_as`, or any `ArgumentReader`) and how its
 result is shown (a `bots.blocks` renderer; by default `blocks.result_message`). The bot
-runs every such row the same way; writes (`ticket`, `import`) have flows of their own.
+runs every such row the same way; writes (`ticket`, `import`) have flows of their own, and
+`audit` (admins only) is answered by `bots.browse`.
 
 Quotes may be straight or typographic (Slack clients often turn " into “ ”).
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -29,11 +35,14 @@ from bots.blocks import (
     customer_message,
     result_message,
     staff_message,
-    tickets_message,
 )
+from bots.browse import NEWEST_TICKETS, newest_tickets, tickets_page_message
+from bots.locale import subcommand_name
 from tools.catalog import VENDORS, Vendor
 from tools.customers import query_customer
 from tools.errors import CrmopsError
+from tools.i18n import marked, tr
+from tools.observability.calls import observe_tool
 from tools.services import Services
 from tools.staff import list_staff
 from tools.table import (
@@ -50,7 +59,8 @@ from tools.tickets import list_tickets
 ImportVendor = Literal["socialepoch", "xiaolanben"]
 IMPORT_VENDORS: tuple[ImportVendor, ...] = ("socialepoch", "xiaolanben")
 TICKET_OPTIONS = ("priority", "type", "description")
-NEWEST_TICKETS = 10
+_AGO = re.compile(r"(?P<count>[0-9]{1,4})(?P<unit>[mhdw])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 Arguments = dict[str, Any]
 ArgumentReader = Callable[[list[str]], Arguments]
@@ -76,6 +86,8 @@ class Subcommand:
     summary: str
     example: str
     tool: ToolRow | None = None
+    summary_values: dict[str, object] = field(default_factory=dict)
+    """What fills the `{placeholders}` of `summary` (shown with `tr(summary, **values)`)."""
 
     @property
     def writes(self) -> bool:
@@ -87,7 +99,8 @@ def no_words(**fixed: Any) -> ArgumentReader:
 
     def read(words: list[str]) -> Arguments:
         if words:
-            raise CommandError(f"Nothing goes after the subcommand (got `{' '.join(words)}`).")
+            got = " ".join(words)
+            raise CommandError(tr("Nothing goes after the subcommand (got `{got}`).", got=got))
         return dict(fixed)
 
     return read
@@ -101,7 +114,7 @@ def rest_as(name: str, *, join: str = " ", give: str | None = None) -> ArgumentR
         if words:
             return {name: join.join(words)}
         if give is not None:
-            raise CommandError(give)
+            raise CommandError(tr(give))
         return {}
 
     return read
@@ -130,7 +143,7 @@ class ToolSubcommand(Subcommand, Generic[R]):
 
     async def answer(self, services: Services, arguments: Arguments) -> Message:
         """Run the tool with `arguments` and show its result; raises what the tool raises."""
-        result = await self.run(services, **arguments)
+        result = await observe_tool(self.tool.name, "slack", self.run(services, **arguments))
         if self.message is None:
             return result_message(self.tool.title, result)
         return self.message(result, arguments)
@@ -139,61 +152,75 @@ class ToolSubcommand(Subcommand, Generic[R]):
 SUBCOMMANDS: dict[str, Subcommand] = {
     each.name: each
     for each in (
-        Subcommand("help", "/crm help", "what each subcommand does", "/crm help"),
+        Subcommand("help", "/crm help", marked("what each subcommand does"), "/crm help"),
         Subcommand(
             "error",
-            "/crm error <code or message> [vendor]",
-            "what a SocialEpoch, Xiaolanben or Bangwo8 error means and what to do",
+            marked("/crm error <code or message> [vendor]"),
+            marked("what a SocialEpoch, Xiaolanben or Bangwo8 error means and what to do"),
             "/crm error 502 socialepoch",
             LOOKUP_ERROR_CODE,
         ),
         ToolSubcommand(
             "staff",
-            "/crm staff [name or mobile]",
-            "Xiaolanben staff: id, name, mobile, department",
+            marked("/crm staff [name or mobile]"),
+            marked("Xiaolanben staff: id, name, mobile, department"),
             "/crm staff 王",
             tool=LIST_STAFF,
             run=list_staff,
-            doing="list the staff",
+            doing=marked("list the staff"),
             arguments=rest_as("search"),
             message=staff_message,
         ),
         ToolSubcommand(
             "customer",
-            "/crm customer <whatsapp number>",
-            "a SocialEpoch customer by WhatsApp number",
+            marked("/crm customer <whatsapp number>"),
+            marked("a SocialEpoch customer by WhatsApp number"),
             "/crm customer 8618221733141",
             tool=QUERY_CUSTOMER,
             run=query_customer,
-            doing="look up the customer",
+            doing=marked("look up the customer"),
             # People paste numbers with spaces: "+86 182 2173 3141".
-            arguments=rest_as("whatsapp", join="", give="Give the customer's WhatsApp number."),
+            arguments=rest_as(
+                "whatsapp", join="", give=marked("Give the customer's WhatsApp number.")
+            ),
             message=customer_message,
         ),
         ToolSubcommand(
             "tickets",
-            "/crm tickets",
-            f"the {NEWEST_TICKETS} newest Bangwo8 helpdesk tickets: id, subject, status, created",
-            "/crm tickets",
+            marked("/crm tickets [since: 2026-11-30, 2026-11-30T09:00, 7d, 12h, 30m]"),
+            marked(
+                "the newest Bangwo8 helpdesk tickets, {count} at a time (More for the "
+                "next): id, subject, status, created"
+            ),
+            "/crm tickets 7d",
             tool=LIST_TICKETS,
+            summary_values={"count": NEWEST_TICKETS},
             run=list_tickets,
-            doing="list the tickets",
-            arguments=no_words(created_order="desc", limit=NEWEST_TICKETS),
-            message=tickets_message,
+            doing=marked("list the tickets"),
+            arguments=lambda words: newest_tickets(since(words)),
+            message=tickets_page_message,
         ),
         Subcommand(
             "ticket",
-            '/crm ticket "<subject>" "<message>" [--priority N] [--type N] [--description T]',
-            "create a Bangwo8 helpdesk ticket, after you confirm",
+            marked(
+                '/crm ticket "<subject>" "<message>" [--priority N] [--type N] [--description T]'
+            ),
+            marked("create a Bangwo8 helpdesk ticket, after you confirm (no arguments: a form)"),
             '/crm ticket "无法登录" "客户说登录页报错 502" --priority 2',
             CREATE_TICKET,
         ),
         Subcommand(
             "import",
             "/crm import [socialepoch|xiaolanben]",
-            "import customers from a CSV or XLSX file: preview, then confirm",
+            marked("import customers from a CSV or XLSX file: preview, then confirm"),
             "/crm import xiaolanben",
             IMPORT_CUSTOMER,
+        ),
+        Subcommand(
+            "audit",
+            "/crm audit",
+            marked("the latest writes: who, what, from where, how it ended (admins only)"),
+            "/crm audit",
         ),
     )
 }
@@ -232,6 +259,8 @@ class TicketCommand:
     message: str
     options: dict[str, str] = field(default_factory=dict)
     name: Literal["ticket"] = "ticket"
+    form: bool = False
+    """`/crm ticket` with no arguments: open the ticket modal (`bots.ticket_modal`)."""
 
 
 @dataclass(frozen=True)
@@ -240,7 +269,12 @@ class ImportCommand:
     name: Literal["import"] = "import"
 
 
-Command = HelpCommand | ErrorCommand | ToolCommand | TicketCommand | ImportCommand
+@dataclass(frozen=True)
+class AuditCommand:
+    name: Literal["audit"] = "audit"
+
+
+Command = HelpCommand | ErrorCommand | ToolCommand | TicketCommand | ImportCommand | AuditCommand
 
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "「": '"', "」": '"'})
 
@@ -248,9 +282,9 @@ _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": 
 def parse_command(text: str) -> Command:
     """The subcommand `text` asks for; `CommandError` with its usage when it is malformed."""
     words = _split(text)
-    if not words or words[0].lower() == "help":
+    if not words or subcommand_name(words[0]) == "help":
         return HelpCommand()
-    name, args = words[0].lower(), words[1:]
+    name, args = subcommand_name(words[0]), words[1:]
     if name == "error":
         return _error(args)
     if name in TOOL_SUBCOMMANDS:
@@ -259,25 +293,36 @@ def parse_command(text: str) -> Command:
         return _ticket(args)
     if name == "import":
         return _import(args)
+    if name == "audit":
+        if args:
+            raise _usage("audit", tr("Nothing goes after `audit`."))
+        return AuditCommand()
     known = ", ".join(f"`{each}`" for each in SUBCOMMANDS)
-    raise CommandError(f"Unknown subcommand `{words[0]}`. Try one of {known}.")
+    raise CommandError(
+        tr("Unknown subcommand `{word}`. Try one of {known}.", word=words[0], known=known)
+    )
 
 
 def _split(text: str) -> list[str]:
     try:
         return shlex.split(text.translate(_QUOTES))
     except ValueError as exc:
-        raise CommandError(f"Cannot read the command: {exc} (close every quote).") from None
+        raise CommandError(
+            tr("Cannot read the command: {problem} (close every quote).", problem=exc)
+        ) from None
 
 
 def _usage(name: str, problem: str) -> CommandError:
     sub = SUBCOMMANDS[name]
-    return CommandError(f"{problem}\nUsage: `{sub.usage}`\nExample: `{sub.example}`")
+    usage = tr("Usage: {usage}", usage="`" + tr(sub.usage) + "`")
+    return CommandError(
+        f"{problem}\n{usage}\n" + tr("Example: {example}", example="`" + sub.example + "`")
+    )
 
 
 def _error(args: list[str]) -> ErrorCommand:
     if not args:
-        raise _usage("error", "Give the error code or words of the error message.")
+        raise _usage("error", tr("Give the error code or words of the error message."))
     vendor = args[-1].lower()
     if len(args) > 1 and vendor in VENDORS:
         return ErrorCommand(code=" ".join(args[:-1]), vendor=vendor)
@@ -291,7 +336,32 @@ def _tool(name: str, args: list[str]) -> ToolCommand:
         raise _usage(name, str(exc)) from None
 
 
+def since(words: list[str], *, now: datetime | None = None) -> datetime | date | None:
+    """`/crm tickets [since]`: a day (`2026-11-30`), a moment (`2026-11-30T09:00`, China
+    time unless it has an offset) or a time ago (`7d`, `12h`, `30m`, `2w`); None for none."""
+    if not words:
+        return None
+    if len(words) > 1:
+        raise CommandError(tr("Give one time: a date, a date and time, or e.g. `7d`."))
+    word = words[0].lower()
+    ago = _AGO.fullmatch(word)
+    if ago is not None:
+        delta = timedelta(**{_UNITS[ago["unit"]]: int(ago["count"])})
+        return (now or datetime.now(UTC)).replace(microsecond=0) - delta
+    try:
+        return date.fromisoformat(word) if len(word) == 10 else datetime.fromisoformat(words[0])
+    except ValueError:
+        raise CommandError(
+            tr(
+                "`{word}` is not a time: write 2026-11-30, 2026-11-30T09:00, or 7d / 12h / 30m.",
+                word=words[0],
+            )
+        ) from None
+
+
 def _ticket(args: list[str]) -> TicketCommand:
+    if not args:
+        return TicketCommand(subject="", message="", form=True)
     positional: list[str] = []
     options: dict[str, str] = {}
     words = iter(args)
@@ -301,15 +371,18 @@ def _ticket(args: list[str]) -> TicketCommand:
             continue
         option, _, value = word[2:].partition("=")
         if option not in TICKET_OPTIONS:
-            raise _usage("ticket", f"Unknown option `--{option}`.")
+            raise _usage("ticket", tr("Unknown option `--{option}`.", option=option))
         value = value or next(words, "")
         if not value:
-            raise _usage("ticket", f"`--{option}` needs a value.")
+            raise _usage("ticket", tr("`--{option}` needs a value.", option=option))
         options[option] = value
     if len(positional) != 2:
         raise _usage(
             "ticket",
-            f"Give a subject and a message, each in quotes (got {len(positional)} part(s)).",
+            tr(
+                "Give a subject and a message, each in quotes (got {count} part(s)).",
+                count=len(positional),
+            ),
         )
     return TicketCommand(subject=positional[0], message=positional[1], options=options)
 
@@ -319,5 +392,5 @@ def _import(args: list[str]) -> ImportCommand:
         return ImportCommand()
     vendor = args[0].lower()
     if len(args) > 1 or vendor not in IMPORT_VENDORS:
-        raise _usage("import", "Name the vendor to import into: socialepoch or xiaolanben.")
+        raise _usage("import", tr("Name the vendor to import into: socialepoch or xiaolanben."))
     return ImportCommand(vendor=vendor)

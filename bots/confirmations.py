@@ -35,16 +35,17 @@ from slack_bolt.async_app import AsyncRespond
 from bots import blocks
 from bots.replies import Caller, send
 from tools.errors import CrmopsError
+from tools.i18n import marked, tr
 from tools.storage.redis import RedisBackend
 
 Clock = Callable[[], float]
 RefusalReason = Literal["unknown", "expired", "used", "not_yours"]
 
 _REFUSALS: dict[RefusalReason, str] = {
-    "unknown": "This confirmation is unknown or has expired; run the command again.",
-    "expired": "This confirmation has expired; run the command again.",
-    "used": "This was already confirmed or cancelled; nothing was done twice.",
-    "not_yours": "Only {owner} can confirm or cancel this.",
+    "unknown": marked("This confirmation is unknown or has expired; run the command again."),
+    "expired": marked("This confirmation has expired; run the command again."),
+    "used": marked("This was already confirmed or cancelled; nothing was done twice."),
+    "not_yours": marked("Only {owner} can confirm or cancel this."),
 }
 
 
@@ -53,7 +54,7 @@ class ConfirmationRefusedError(CrmopsError):
 
     def __init__(self, reason: RefusalReason, *, owner: str = "") -> None:
         self.reason = reason
-        super().__init__(_REFUSALS[reason].format(owner=f"<@{owner}>"))
+        super().__init__(tr(_REFUSALS[reason], owner="<@" + owner + ">"))
 
 
 class Confirmation(BaseModel):
@@ -282,5 +283,5 @@ class ConfirmationFlow:
         """The Cancel button: the pending write is taken and dropped; nothing is done."""
         if await self.taken(body, respond) is not None:
             await send(
-                respond, blocks.notice("Cancelled; nothing was done."), replace_original=True
+                respond, blocks.notice(tr("Cancelled; nothing was done.")), replace_original=True
             )

@@ -12,6 +12,7 @@ handle a retry once between them even when it reaches another replica.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -29,6 +30,8 @@ log = logging.getLogger("crmops.slack")
 Clock = Callable[[], float]
 DEFAULT_TTL = 600.0
 """Slack retries within minutes and signatures are valid 5 minutes: 10 covers both."""
+CHECK_TIMEOUT = 0.5
+"""Seconds the seen-before check may take: it runs before the ack."""
 
 
 def delivery_id(body: Mapping[str, Any]) -> str | None:
@@ -104,7 +107,11 @@ class DeliveryDeduper:
 
     async def _first_time(self, key: str) -> bool:
         try:
-            return await self._seen.first_time(key)
+            # Before the ack: a slow Redis must not hold it (Slack waits 3 s in all).
+            return await asyncio.wait_for(self._seen.first_time(key), CHECK_TIMEOUT)
         except StorageUnavailableError as exc:
             log.warning("handling a delivery without dedupe: %s", exc)
+            return True
+        except TimeoutError:
+            log.warning("handling a delivery without dedupe: Redis took over %s s", CHECK_TIMEOUT)
             return True

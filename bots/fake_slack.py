@@ -8,7 +8,10 @@ the tests drive the bot against it. It records every call (`calls`, `hook_posts`
         settings = SlackSettings(api_url=fake.api_url, ...)
 
 What the bot posted to a `response_url` made by `hook_url(name)` can be read back over
-HTTP too: `GET {url}/hooks/{name}` answers `{"posts": [...]}` (for other processes).
+HTTP too: `GET {url}/hooks/{name}` answers `{"posts": [...]}` (for other processes), as
+do `GET {url}/views` (the modals opened, by view id, as last updated) and
+`GET {url}/calls/{method}` (`{"calls": [the arguments of each call]}`, e.g. the thread
+replies of `chat.postMessage`; tokens are not shown).
 
 Strict where Slack is: a wrong token is `{"ok": false, "error": "invalid_auth"}`; a file
 download without the bot token answers Slack's HTML sign-in page with status 200; a
@@ -90,6 +93,15 @@ class FakeSlack:
     files: dict[str, StoredFile] = field(default_factory=dict)
     uploads: dict[str, StoredFile] = field(default_factory=dict)
     usergroups: dict[str, list[str]] = field(default_factory=dict)
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The modals opened (`views.open`), by view id, as last updated (`views.update`)."""
+    not_in_channels: set[str] = field(default_factory=set)
+    """Channels the bot is not a member of: `chat.postMessage` there is `not_in_channel`."""
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """`users.info` by user id, e.g. `{"U1": {"locale": "zh-CN", "tz": "Asia/Shanghai"}}`;
+    `locale` is answered only with `include_locale=true`, as Slack does."""
+    delays: dict[str, float] = field(default_factory=dict)
+    """Seconds a Web API method waits before it answers, e.g. `{"usergroups.users.list": 2.5}`."""
     acks: list[dict[str, Any]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _sockets: list[tuple[WebSocket, asyncio.AbstractEventLoop]] = field(default_factory=list)
@@ -141,6 +153,8 @@ class FakeSlack:
                 Route("/api/{method}", self._api, methods=["GET", "POST"]),
                 Route("/hooks/{name}", self._hook, methods=["POST"]),
                 Route("/hooks/{name}", self._hook_posts, methods=["GET"]),
+                Route("/views", self._views, methods=["GET"]),
+                Route("/calls/{method}", self._calls, methods=["GET"]),
                 Route("/files/{file_id}/{rest:path}", self._download, methods=["GET"]),
                 Route("/upload/{file_id}", self._upload, methods=["POST"]),
                 WebSocketRoute("/socket", self._socket),
@@ -153,6 +167,8 @@ class FakeSlack:
         data = await _params(request)
         token = _bearer(request) or data.get("token")
         self.calls.append(SlackCall(method, token, data))
+        if self.delays.get(method):
+            await asyncio.sleep(self.delays[method])
         expected = self.app_token if method in APP_TOKEN_METHODS else self.bot_token
         if token != expected:
             return JSONResponse({"ok": False, "error": "invalid_auth"})
@@ -177,10 +193,35 @@ class FakeSlack:
             return {"error": "no_such_subteam"}
         return {"users": self.usergroups[group]}
 
+    def _users_info(self, data: dict[str, Any]) -> dict[str, Any]:
+        user_id = str(data.get("user", ""))
+        if user_id not in self.users:
+            return {"error": "user_not_found"}
+        user = {"id": user_id, "team_id": self.team_id, **self.users[user_id]}
+        if str(data.get("include_locale", "")).lower() not in {"true", "1"}:
+            user.pop("locale", None)
+        return {"user": user}
+
     def _views_open(self, data: dict[str, Any]) -> dict[str, Any]:
+        if not data.get("trigger_id"):
+            return {"error": "invalid_trigger_id"}
+        view = {"id": f"V{next(self._ids):08d}", **_json_field(data, "view")}
+        self.views[view["id"]] = view
+        return {"view": view}
+
+    def _views_update(self, data: dict[str, Any]) -> dict[str, Any]:
+        view_id = str(data.get("view_id", ""))
+        if view_id not in self.views:
+            return {"error": "not_found"}
+        self.views[view_id] = {"id": view_id, **_json_field(data, "view")}
+        return {"view": self.views[view_id]}
+
+    def _views_publish(self, data: dict[str, Any]) -> dict[str, Any]:
         return {"view": {"id": f"V{next(self._ids):08d}", **_json_field(data, "view")}}
 
     def _chat_postMessage(self, data: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        if data.get("channel") in self.not_in_channels:
+            return {"error": "not_in_channel"}
         return {"channel": data.get("channel"), "ts": f"{time.time():.6f}"}
 
     def _files_getUploadURLExternal(self, data: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
@@ -203,6 +244,14 @@ class FakeSlack:
             return JSONResponse({"ok": False, "error": "used_url"}, status_code=404)
         posts.append(json.loads(await request.body()))
         return PlainTextResponse("ok")
+
+    async def _views(self, _: Request) -> Response:
+        return JSONResponse({"views": self.views})
+
+    async def _calls(self, request: Request) -> Response:
+        calls = self.calls_to(request.path_params["method"])
+        shown = [{k: v for k, v in call.data.items() if k != "token"} for call in calls]
+        return JSONResponse({"calls": shown})
 
     async def _hook_posts(self, request: Request) -> Response:
         return JSONResponse({"posts": self.hook_posts.get(request.path_params["name"], [])})

@@ -64,6 +64,7 @@ from bots.settings import SlackSettings
 from tools.bulk import BulkImportReport, ImportProgress, bulk_import
 from tools.bulk.columns import BulkVendor
 from tools.errors import InputError, Problem
+from tools.i18n import marked, tr
 from tools.services import Services
 from tools.storage.audit import Actor
 
@@ -134,7 +135,7 @@ class ImportFlow:
         except Exception as exc:
             log.warning("could not open the import modal", exc_info=True)
             respond = AsyncRespond(response_url=str(body.get("response_url", "")))
-            await send(respond, blocks.failure_message(exc, doing="open the import form"))
+            await send(respond, blocks.failure_message(exc, doing=marked("open the import form")))
 
     async def open_modal(
         self, vendor: BulkVendor | None, body: dict[str, Any], client: AsyncWebClient
@@ -152,12 +153,12 @@ class ImportFlow:
         """Check the submitted file and post the preview to the command's `response_url`."""
         vendor, file = self.submitted_file(view)
         if vendor is None or file is None:
-            errors = {VENDOR_BLOCK: "Pick a vendor."} if vendor is None else {}
-            errors |= {FILE_BLOCK: "Attach a CSV or XLSX file."} if file is None else {}
+            errors = {VENDOR_BLOCK: tr("Pick a vendor.")} if vendor is None else {}
+            errors |= {FILE_BLOCK: tr("Attach a CSV or XLSX file.")} if file is None else {}
             await ack(response_action="errors", errors=errors)
             return
         await ack()
-        metadata = _metadata(view)
+        metadata = _metadata(view) | _picked_conversation(body)
         caller = Caller(
             user_id=str((body.get("user") or {}).get("id", "")),
             team_id=str((body.get("team") or {}).get("id", "")),
@@ -169,7 +170,7 @@ class ImportFlow:
         except Exception as exc:
             if not isinstance(exc, InputError):
                 log.warning("could not check the import file", exc_info=True)
-            await send(respond, blocks.failure_message(exc, doing="check the file"))
+            await send(respond, blocks.failure_message(exc, doing=marked("check the file")))
 
     async def _preview(
         self, vendor: BulkVendor, file: dict[str, Any], caller: Caller, respond: AsyncRespond
@@ -206,11 +207,12 @@ class ImportFlow:
         folder of its own, and the SHA-256 of its bytes; `InputError` past `MAX_FILE_BYTES`."""
         name = Path(str(file.get("name") or "upload.csv")).name
         if Path(name).suffix.lower().lstrip(".") not in FILE_TYPES:
-            raise _file_problem(f"{name}: give a .csv or .xlsx file")
+            raise _file_problem(tr("{name}: give a .csv or .xlsx file", name=name))
         url = str(file.get("url_private_download") or file.get("url_private") or "")
         if urlsplit(url).netloc not in self.settings.file_hosts:
             # The bot token goes only to Slack's own hosts.
-            raise _file_problem(f"the file's URL is not on Slack ({urlsplit(url).netloc})")
+            host = urlsplit(url).netloc
+            raise _file_problem(tr("the file's URL is not on Slack ({host})", host=host))
         self._sweep()
         folder = self.workdir / secrets.token_hex(8)
         folder.mkdir(mode=PRIVATE)
@@ -270,7 +272,8 @@ class ImportFlow:
         except Exception as exc:
             if not isinstance(exc, InputError):
                 log.warning("the import failed", exc_info=True)
-            await send(respond, blocks.failure_message(exc, doing="import"), replace_original=True)
+            failed = blocks.failure_message(exc, doing=marked("import"))
+            await send(respond, failed, replace_original=True)
 
     async def run(
         self, payload: dict[str, Any], actor: Actor, respond: AsyncRespond
@@ -279,7 +282,7 @@ class ImportFlow:
         path, name = Path(payload["path"]), str(payload["file_name"])
         await _check_unchanged(path, name, str(payload.get("sha256", "")))
         reporter = _ProgressPoster(respond, name, self.progress_interval)
-        await _post(respond, blocks.notice(f"Importing *{blocks.escape(name)}*…"))
+        await _post(respond, blocks.notice(tr("Importing *{file}*…", file=blocks.escape(name))))
         rejected = path.with_name("rejected-rows-final.csv")
         report = await bulk_import(
             self.services,
@@ -310,11 +313,12 @@ class ImportFlow:
             caller = Caller.of_interaction(body)
             download_id = str(((body.get("actions") or [{}])[0]).get("value", ""))
             refusal = await self.send_download(download_id, caller.user_id, client)
-            text = refusal or "Sent you the rejected rows as a CSV in a direct message."
+            text = refusal or tr("Sent you the rejected rows as a CSV in a direct message.")
             await send(respond, blocks.notice(text), replace_original=False)
         except Exception as exc:
             log.warning("could not send the rejected rows", exc_info=True)
-            await send(respond, blocks.failure_message(exc, doing="send the rejected rows"))
+            failed = blocks.failure_message(exc, doing=marked("send the rejected rows"))
+            await send(respond, failed)
 
     async def send_download(
         self, download_id: str, user_id: str, client: AsyncWebClient
@@ -322,9 +326,9 @@ class ImportFlow:
         """DM the rejected-rows CSV to its owner; None when done, else why not."""
         download = self.downloads.get(download_id)
         if download is None or download.expires_at <= self.clock():
-            return "This download has expired; run the import again to get the rows."
+            return tr("This download has expired; run the import again to get the rows.")
         if download.user_id != user_id:
-            return f"Only <@{download.user_id}> can download these rows."
+            return tr("Only {owner} can download these rows.", owner="<@" + download.user_id + ">")
         opened = await client.conversations_open(users=user_id)
         channel = str((opened.get("channel") or {}).get("id", ""))
         await client.files_upload_v2(
@@ -332,7 +336,7 @@ class ImportFlow:
             file=str(download.path),
             filename=download.name,
             title=download.name,
-            initial_comment="The rows that were not imported, with the reason for each.",
+            initial_comment=tr("The rows that were not imported, with the reason for each."),
         )
         return None
 
@@ -354,6 +358,18 @@ def _metadata(view: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
+def _picked_conversation(body: dict[str, Any]) -> dict[str, str]:
+    """The conversation a modal opened by a shortcut was told to post in (`response_urls`
+    of its `response_url_enabled` select); nothing when it was opened by `/crm import`."""
+    for each in body.get("response_urls") or []:
+        if isinstance(each, dict) and each.get("response_url"):
+            return {
+                "response_url": str(each["response_url"]),
+                "channel_id": str(each.get("channel_id", "")),
+            }
+    return {}
+
+
 def _private_workdir(flow: ImportFlow, workdir: Path | None) -> Path:
     """`workdir` made private, or a fresh private folder deleted when `flow` is."""
     if workdir is not None:
@@ -370,8 +386,10 @@ def _check_answer(response: httpx.Response, name: str) -> None:
     if response.status_code != 200 or content_type.startswith("text/html"):
         # Slack answers a missing or wrong token with its sign-in page and status 200.
         raise _file_problem(
-            "Slack did not hand out the file (it sent a web page): check that "
-            "SLACK_BOT_TOKEN is right and the app has the files:read scope"
+            tr(
+                "Slack did not hand out the file (it sent a web page): check that "
+                "SLACK_BOT_TOKEN is right and the app has the files:read scope"
+            )
         )
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_FILE_BYTES:
@@ -380,7 +398,11 @@ def _check_answer(response: httpx.Response, name: str) -> None:
 
 def _too_big(name: str) -> InputError:
     return _file_problem(
-        f"{name} is over {MAX_FILE_BYTES // (1024 * 1024)} MB: split it into smaller files"
+        tr(
+            "{name} is over {size} MB: split it into smaller files",
+            name=name,
+            size=MAX_FILE_BYTES // (1024 * 1024),
+        )
     )
 
 
@@ -392,8 +414,11 @@ async def _check_unchanged(path: Path, name: str, sha256: str) -> None:
         now = ""
     if not sha256 or now != sha256:
         raise _file_problem(
-            f"{name} is no longer the file that was previewed (it changed or is gone), "
-            "so nothing was imported: run /crm import again"
+            tr(
+                "{name} is no longer the file that was previewed (it changed or is gone), "
+                "so nothing was imported: run /crm import again",
+                name=name,
+            )
         )
 
 
@@ -403,7 +428,7 @@ def _sha256_of(path: Path) -> str:
 
 
 def _file_problem(message: str) -> InputError:
-    return InputError([Problem("file", message)], summary="cannot use this file")
+    return InputError([Problem("file", message)], summary=tr("cannot use this file"))
 
 
 async def _post(respond: AsyncRespond, answer: blocks.Message) -> None:

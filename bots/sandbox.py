@@ -72,7 +72,9 @@ async def serve_with_fake_slack(
 
 
 async def _serve_announcing(app: Starlette, *, host: str, port: int, fake: FakeSlack) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP: asyncio turns Nagle off only on sockets of that protocol; with Nagle on,
+    # every ack with a body waits 40 ms for the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -37,7 +37,6 @@ from tests.sandbox_fixtures import Sandbox
 from tools.services import Services
 
 MANIFEST = Path(__file__).parents[2] / "manifest.yml"
-SCOPES_USED = {"commands", "usergroups:read", "files:read", "files:write", "im:write"}
 
 
 async def test_a_socket_mode_envelope_is_acked_with_the_answer(
@@ -97,10 +96,7 @@ async def test_every_manifest_command_has_a_handler(endpoint: SlackEndpoint) -> 
         assert "/crm ticket" in _text(response.json())
 
 
-def test_the_manifest_asks_for_exactly_the_scopes_used() -> None:
-    oauth = _manifest()["oauth_config"]
-    assert isinstance(oauth, dict)
-    assert set(oauth["scopes"]["bot"]) == SCOPES_USED
+# The scopes, shortcuts and events of the manifest: tests/bots/test_manifest.py.
 
 
 def _cli() -> typer.Typer:
