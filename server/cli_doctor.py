@@ -20,9 +20,11 @@ import anyio
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tools.doctor import DoctorReport, Outcome, VendorCheck, diagnose
 from tools.exit_codes import EXIT_CONFIG, EXIT_OK, EXIT_VENDOR, failures_as_exit_codes
+from tools.i18n import marked, tr
 
 OUTCOME_EXIT_CODES: dict[Outcome, int] = {
     "ok": EXIT_OK,
@@ -31,10 +33,10 @@ OUTCOME_EXIT_CODES: dict[Outcome, int] = {
 }
 
 _STATUS_STYLE = {
-    "ok": "[green]ok[/]",
-    "not_configured": "[dim]not configured[/]",
-    "misconfigured": "[yellow]settings incomplete[/]",
-    "failing": "[red]failing[/]",
+    "ok": ("green", marked("ok")),
+    "not_configured": ("dim", marked("not configured")),
+    "misconfigured": ("yellow", marked("settings incomplete")),
+    "failing": ("red", marked("failing")),
 }
 
 
@@ -63,12 +65,14 @@ def doctor(
 def print_report(console: Console, report: DoctorReport) -> None:
     """The checks as a table, then each problem explained."""
     table = Table(title="crmops doctor", title_justify="left")
-    table.add_column("vendor")
-    table.add_column("status")
-    table.add_column("check")
-    table.add_column("result", overflow="fold")
+    table.add_column(tr("vendor"))
+    table.add_column(tr("status"))
+    table.add_column(tr("check"))
+    table.add_column(tr("result"), overflow="fold")
     for check in report.checks:
-        table.add_row(check.vendor, _STATUS_STYLE[check.status], check.check, _result(check))
+        style, status = _STATUS_STYLE[check.status]
+        shown = tr("skipped") if check.check == "skipped" else check.check
+        table.add_row(check.vendor, Text(tr(status), style=style), shown, _result(check))
     console.print(table)
     for check in report.checks:
         _explain(console, check)
@@ -80,7 +84,7 @@ def _print_sources(console: Console, report: DoctorReport) -> None:
     """Where each setting came from: the environment, which .env file, or the default."""
     if not report.sources:
         return
-    console.print("\nsettings read from:", highlight=False)
+    console.print("\n" + tr("settings read from:"), highlight=False)
     for variable, origin in report.sources.items():
         console.print(f"  {variable}: {origin}", highlight=False, markup=False)
 
@@ -95,10 +99,10 @@ def _explain(console: Console, check: VendorCheck) -> None:
         return
     console.print(f"\n{check.vendor}: {check.summary}", highlight=False, markup=False)
     lines = [
-        ("where", check.url),
-        ("HTTP status", str(check.http_status) if check.http_status else None),
-        ("meaning", check.meaning),
-        ("what to do", check.action),
+        (tr("where"), check.url),
+        (tr("HTTP status"), str(check.http_status) if check.http_status else None),
+        (tr("meaning"), check.meaning),
+        (tr("what to do"), check.action),
     ]
     for label, text in lines:
         if text:
@@ -107,12 +111,14 @@ def _explain(console: Console, check: VendorCheck) -> None:
 
 def _verdict(report: DoctorReport) -> str:
     if report.outcome == "ok":
-        return "\nevery configured vendor answered"
+        return "\n" + tr("every configured vendor answered")
     if all(check.status == "not_configured" for check in report.checks):
-        return (
-            "\nno vendor is configured: set the variables of at least one (see README, "
+        return "\n" + tr(
+            "no vendor is configured: set the variables of at least one (see README, "
             "Configuration), or try everything first with `crmops sandbox --tour`"
         )
     if report.outcome == "misconfigured":
-        return "\nsome settings are missing or wrong: fix them, then run crmops doctor again"
-    return "\na vendor failed: see what to do above"
+        return "\n" + tr(
+            "some settings are missing or wrong: fix them, then run crmops doctor again"
+        )
+    return "\n" + tr("a vendor failed: see what to do above")

@@ -19,9 +19,50 @@ from rich.console import Console
 from rich.table import Table
 
 from tools.customers import CustomerQuery
+from tools.i18n import local_time, marked, tr
 from tools.staff import StaffList
 from tools.tickets import CreatedTicket, TicketInfo, TicketList
 
+FIELD_NAMES: frozenset[str] = frozenset(
+    {
+        marked("vendor"),
+        marked("dry_run"),
+        marked("total"),
+        marked("batches"),
+        marked("created"),
+        marked("updated"),
+        marked("accepted"),
+        marked("failed"),
+        marked("not_confirmed"),
+        marked("outcomes"),
+        marked("would_send"),
+        marked("stopped_early"),
+        marked("note"),
+        marked("key"),
+        marked("status"),
+        marked("vendor_id"),
+        marked("reason"),
+        marked("source"),
+        marked("run"),
+        marked("rows_read"),
+        marked("valid"),
+        marked("rejected"),
+        marked("confirmed"),
+        marked("unknown"),
+        marked("pending"),
+        marked("requests"),
+        marked("rows_sent"),
+        marked("seconds"),
+        marked("problems"),
+        marked("query"),
+        marked("matched_by"),
+        marked("found"),
+        marked("matches"),
+        marked("close_matches"),
+    }
+)
+"""The result fields the generic renderer names, as message ids: English shows the field's
+own name (what `--json` prints too), the other languages a word for it."""
 _WIDEST_TABLE = 7  # columns; a record with more fields is shown as name: value lines
 _SHOWN_ITEMS = 10
 
@@ -54,21 +95,25 @@ def _render_mapping(console: Console, data: dict[str, Any]) -> None:
         console.print(_pairs(scalars), highlight=False)
     for key, value in data.items():
         if isinstance(value, dict) and value:
-            console.print(f"{key}:", highlight=False)
+            console.print(f"{field_name(key)}:", highlight=False)
             console.print(_pairs(value), highlight=False)
         elif isinstance(value, list):
-            _render_list(console, key, value)
+            _render_list(console, field_name(key), value)
 
 
 def _render_list(console: Console, name: str, items: list[Any]) -> None:
     if not items:
-        console.print(f"{name}: none", highlight=False)
+        console.print(f"{name}: " + tr("none"), highlight=False)
         return
     if not all(isinstance(item, dict) for item in items):
         console.print(f"{name}: {', '.join(map(_cell, items))}", highlight=False, markup=False)
         return
     shown = [_filled(item) for item in items[:_SHOWN_ITEMS]]
-    more = f" (first {_SHOWN_ITEMS} of {len(items)})" if len(items) > _SHOWN_ITEMS else ""
+    more = (
+        tr(" (first {shown} of {count})", shown=_SHOWN_ITEMS, count=len(items))
+        if len(items) > _SHOWN_ITEMS
+        else ""
+    )
     columns = list(dict.fromkeys(key for item in shown for key in item))
     if len(columns) > _WIDEST_TABLE:
         console.print(f"{name}{more}:", highlight=False)
@@ -78,7 +123,7 @@ def _render_list(console: Console, name: str, items: list[Any]) -> None:
         return
     table = Table(title=f"{name}{more}", title_justify="left", highlight=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(field_name(column), overflow="fold")
     for item in shown:
         table.add_row(*(_cell(item.get(column, "")) for column in columns))
     console.print(table)
@@ -94,8 +139,14 @@ def _pairs(data: dict[str, Any]) -> Table:
     grid.add_column(style="dim")
     grid.add_column(overflow="fold")
     for key, value in data.items():
-        grid.add_row(key, _cell(value))
+        grid.add_row(field_name(key), _cell(value))
     return grid
+
+
+def field_name(name: str) -> str:
+    """A result field's name for a person: in the current language when it is one of
+    `FIELD_NAMES`, else as it is."""
+    return tr(name) if name in FIELD_NAMES else name
 
 
 def _cell(value: Any) -> str:
@@ -108,7 +159,14 @@ def _cell(value: Any) -> str:
 
 
 def _staff_table(result: StaffList) -> Table:
-    table = Table("staffId", "name", "mobile", "department", "role", title="Xiaolanben staff")
+    table = Table(
+        "staffId",
+        tr("name"),
+        tr("mobile"),
+        tr("department"),
+        tr("role"),
+        title=tr("Xiaolanben staff"),
+    )
     for member in result.staff:
         table.add_row(
             str(member.staff_id),
@@ -118,12 +176,19 @@ def _staff_table(result: StaffList) -> Table:
             member.role or "",
         )
     if result.more_available:
-        table.caption = "more staff match: raise --limit or narrow the search"
+        table.caption = tr("more staff match: raise --limit or narrow the search")
     return table
 
 
 def _customer_table(result: CustomerQuery) -> Table:
-    table = Table("whatsApp", "name", "tags", "stage", "agent", title="SocialEpoch customers")
+    table = Table(
+        "whatsApp",
+        tr("name"),
+        tr("tags"),
+        tr("stage"),
+        tr("agent"),
+        title=tr("SocialEpoch customers"),
+    )
     for record in result.customers:
         table.add_row(
             record.whatsapp,
@@ -136,23 +201,30 @@ def _customer_table(result: CustomerQuery) -> Table:
 
 
 def _created_table(result: CreatedTicket) -> Table:
-    table = Table(title="Bangwo8 ticket created", show_header=False)
-    table.add_column("field")
-    table.add_column("value")
+    table = Table(title=tr("Bangwo8 ticket created"), show_header=False)
+    table.add_column(tr("field"))
+    table.add_column(tr("value"))
     info = result.ticket
     for label, value in (
         ("id", info.id),
-        ("subject", info.subject),
-        ("status", info.status),
-        ("priority", info.priority),
-        ("request id", result.request_id),
+        (tr("subject"), info.subject),
+        (tr("status"), info.status),
+        (tr("priority"), info.priority),
+        (tr("request id"), result.request_id),
     ):
         table.add_row(label, "" if value is None else str(value))
     return table
 
 
 def _tickets_table(result: TicketList) -> Table:
-    table = Table("id", "subject", "status", "priority", "created", title="Bangwo8 tickets")
+    table = Table(
+        "id",
+        tr("subject"),
+        tr("status"),
+        tr("priority"),
+        tr("created at"),
+        title=tr("Bangwo8 tickets"),
+    )
     for info in result.tickets:
         table.add_row(
             str(info.id),
@@ -161,8 +233,9 @@ def _tickets_table(result: TicketList) -> Table:
             _text(info.priority),
             _time(info),
         )
-    more = ", more on the next page" if result.more_available else ""
-    table.caption = f"page {result.page}, {result.count} ticket(s) in all{more}"
+    table.caption = tr(
+        "page {page}, {count} ticket(s) in all", page=result.page, count=result.count
+    ) + (tr(", more on the next page") if result.more_available else "")
     return table
 
 
@@ -171,7 +244,8 @@ def _text(value: object) -> str:
 
 
 def _time(info: TicketInfo) -> str:
-    return info.created_at.isoformat(" ", "minutes") if info.created_at else ""
+    # A person reads the time in this machine's zone (the vendor's is China time).
+    return local_time(info.created_at) if info.created_at else ""
 
 
 TABLES: dict[type, Callable[[Any], Table]] = {

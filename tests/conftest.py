@@ -47,6 +47,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     for name in list(os.environ):
         if name.startswith(("SOCIALEPOCH_", "XIAOLANBEN_", "BANGWO8_", "CRMOPS_", "SLACK_")):
             monkeypatch.delenv(name)
+    # Nor the developer's language: crmops speaks English unless a test chooses (tools.i18n).
+    for name in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     monkeypatch.chdir(tmp_path)
     # The default database (tools.bulk.data_dir) of a tool that writes: never the real one.
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))

@@ -26,6 +26,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.errors import ERROR_KINDS
+from tools.i18n import LOCALES, Locale, current_locale, tr_context
 
 Vendor = Literal["socialepoch", "xiaolanben", "bangwo8"]
 """The vendors crmops speaks to, by name. The one light list: `crmops errors` reads it
@@ -38,6 +39,15 @@ DISPLAY_NAMES: dict[Vendor, str] = {
     "bangwo8": "Bangwo8",
 }
 """Each vendor's name as people write it."""
+
+
+class LocalizedText(BaseModel):
+    """An entry's meaning and what to do, in one language."""
+
+    model_config = ConfigDict(frozen=True)
+
+    meaning: str = Field(description="what it means")
+    action: str = Field(description="what the user should do about it")
 
 
 class CatalogEntry(BaseModel):
@@ -54,6 +64,25 @@ class CatalogEntry(BaseModel):
     action: str = Field(description="what the user should do about it")
     kind: str = Field(description="error class: " + ", ".join(ERROR_KINDS))
     source: str = Field(description="the vendor document it comes from")
+    localized: dict[Locale, LocalizedText] = Field(
+        default_factory=dict,
+        description="the meaning and what to do in each language crmops speaks: "
+        + ", ".join(LOCALES),
+    )
+
+    def __hash__(self) -> int:
+        # Frozen, so hashable, but `localized` is a dict: (vendor, code) is the identity.
+        return hash((self.vendor, self.code))
+
+    def meaning(self, locale: Locale | None = None) -> str:
+        """What it means in `locale` (default: the current one); English if untranslated."""
+        found = self.localized.get(locale or current_locale())
+        return found.meaning if found else self.meaning_en
+
+    def what_to_do(self, locale: Locale | None = None) -> str:
+        """What to do in `locale` (default: the current one); English if untranslated."""
+        found = self.localized.get(locale or current_locale())
+        return found.action if found else self.action
 
 
 class Catalog:
@@ -268,9 +297,25 @@ def load_catalog() -> Catalog:
     text = files("tools").joinpath("error_catalog.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)
     entries = [
-        CatalogEntry(vendor=vendor, **raw) for vendor in VENDORS for raw in data.get(vendor, [])
+        _localized(CatalogEntry(vendor=vendor, **raw))
+        for vendor in VENDORS
+        for raw in data.get(vendor, [])
     ]
     return Catalog(entries)
+
+
+def _localized(entry: CatalogEntry) -> CatalogEntry:
+    """`entry` with its meaning and action in every locale, from the message catalogs
+    (`tools/locales`, context `<vendor> <code> meaning|action`; tools/i18n_build.py)."""
+    where = f"{entry.vendor} {entry.code}"
+    texts = {
+        locale: LocalizedText(
+            meaning=tr_context(f"{where} meaning", entry.meaning_en, locale=locale),
+            action=tr_context(f"{where} action", entry.action, locale=locale),
+        )
+        for locale in LOCALES
+    }
+    return entry.model_copy(update={"localized": texts})
 
 
 def catalog_entry(vendor: str, code: str) -> CatalogEntry | None:

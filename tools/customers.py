@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from tools.errors import InputError, Problem, VendorError
-from tools.models import RecordOutcome
+from tools.i18n import tr
+from tools.models import NumberText, RecordOutcome
 from tools.services import Services
 from tools.storage.audit import Actor
 from tools.vendors.socialepoch.models import CustomerRecord, normalize_whatsapp
@@ -135,8 +136,8 @@ async def import_customer(
     """
     if xiaolanben_flags is not None and vendor != "xiaolanben":
         raise InputError(
-            [Problem("xiaolanben_flags", "only for vendor 'xiaolanben'; leave it out")],
-            summary="invalid import options",
+            [Problem("xiaolanben_flags", tr("only for vendor 'xiaolanben'; leave it out"))],
+            summary=tr("invalid import options"),
         )
     # The bulk engine (~40 ms to import) loads at the first import, not in every process
     # that lists this tool (`crmops mcp` before `tools/list`, the Slack bot).
@@ -228,7 +229,7 @@ async def query_customer(
     services: Services,
     *,
     whatsapp: Annotated[
-        str | list[str],
+        NumberText | list[NumberText],
         Field(
             description="One WhatsApp number, or a list of up to 50: digits with the country "
             "code, e.g. 8618221733141 (spaces, dashes and a leading + are removed)."
@@ -252,7 +253,14 @@ def _valid_numbers(given: Sequence[str]) -> list[str]:
     problems: list[Problem] = []
     if not 1 <= len(given) <= MAX_QUERY_NUMBERS:
         problems.append(
-            Problem("whatsapp", f"give 1 to {MAX_QUERY_NUMBERS} numbers (got {len(given)})")
+            Problem(
+                "whatsapp",
+                tr(
+                    "give 1 to {most} numbers (got {count})",
+                    most=MAX_QUERY_NUMBERS,
+                    count=len(given),
+                ),
+            )
         )
     numbers: list[str] = []
     for index, value in enumerate(given):
@@ -264,5 +272,5 @@ def _valid_numbers(given: Sequence[str]) -> list[str]:
         if number not in numbers:
             numbers.append(number)
     if problems:
-        raise InputError(problems, summary="invalid WhatsApp number(s)")
+        raise InputError(problems, summary=tr("invalid WhatsApp number(s)"))
     return numbers

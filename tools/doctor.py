@@ -43,6 +43,7 @@ from tools.errors import (
     VendorAPIError,
     VendorUnavailableError,
 )
+from tools.i18n import tr
 from tools.services import Services
 from tools.settings import (
     CrmopsSettings,
@@ -165,7 +166,7 @@ async def _check(row: AnyVendorRow, settings: Settings, services: Services) -> V
             vendor=vendor,
             status="not_configured",
             check="skipped",
-            summary=f"not configured (none of {names} is set)",
+            summary=tr("not configured (none of {names} is set)", names=names),
         )
     missing = own.missing()
     refused = None if missing else own.insecure_url()
@@ -178,7 +179,7 @@ async def _check(row: AnyVendorRow, settings: Settings, services: Services) -> V
             status="misconfigured",
             check="skipped",
             url=redaction.shown_url(own.url),
-            summary=f"incomplete settings: set {', '.join(missing)}",
+            summary=tr("incomplete settings: set {names}", names=", ".join(missing)),
             missing=missing,
             action=incomplete.action,
         )
@@ -204,7 +205,7 @@ def _insecure(row: AnyVendorRow, own: VendorSettings, refused: ConfigurationErro
         status="misconfigured",
         check="skipped",
         url=redaction.shown_url(own.url),
-        summary=f"refused: {refused.detail}",
+        summary=tr("refused: {detail}", detail=refused.detail),
         missing=[f"{row.env_prefix}BASE_URL", f"{row.env_prefix}ALLOW_INSECURE_HTTP"],
         action=refused.action,
     )
@@ -224,9 +225,13 @@ def _failed(row: AnyVendorRow, url: str, error: CrmopsError, seconds: float) -> 
     )
     if isinstance(error, VendorAPIError):
         check.code, check.http_status = error.code, error.http_status
-        check.summary = f"the vendor refused: code {error.code} {error.vendor_message!r}"
+        check.summary = tr(
+            "the vendor refused: code {code} {message}",
+            code=error.code,
+            message=repr(error.vendor_message),
+        )
     elif isinstance(error, VendorUnavailableError):
-        check.summary = f"no answer: {one_line(str(error))}"
+        check.summary = tr("no answer: {error}", error=one_line(str(error)))
     elif isinstance(error, MalformedResponseError):
         check.http_status = error.http_status
     elif isinstance(error, ConfigurationError):
@@ -259,7 +264,7 @@ def _unparsed_check(vendor: Vendor, unparsed: _Unparsed) -> VendorCheck:
         vendor=vendor,
         status="misconfigured",
         check="skipped",
-        summary=f"settings do not parse: {unparsed.summary}",
+        summary=tr("settings do not parse: {problems}", problems=unparsed.summary),
         missing=unparsed.missing,
         action=error.action,
     )

@@ -12,6 +12,8 @@ each, so `doctor` and the adapters show advice without a table of their own.
      ├── ConfigurationError          a vendor is not configured: names the missing variables
      ├── InputError                  bad input, refused before any request: each problem with
      │                               its record index and field, and how to fix it
+     ├── AccessDeniedError           the access policy refuses this caller the command (who
+     │                               may is configuration: `tools.policy`); nothing was sent
      ├── StorageError                one of our own backends failed (Redis, PostgreSQL, the
      │    │                          SQLite file): knows `backend`; never a vendor's fault
      │    └── StorageUnavailableError    the backend did not answer (down, refused, timed out)
@@ -45,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from tools.i18n import marked, tr
 from tools.redaction import redact
 
 if TYPE_CHECKING:
@@ -71,12 +74,17 @@ class CrmopsError(Exception):
 
     def __init__(self, message: str = "") -> None:
         super().__init__(redact(message))
+        # A class's own meaning and action are English ids (`marked`): shown in the language
+        # of the moment the error is made, as its message is.
+        for name in ("meaning", "action"):
+            if name not in vars(self) and getattr(self, name):
+                setattr(self, name, tr(getattr(self, name)))
 
 
 class ConfigurationError(CrmopsError):
     """A vendor is called but its settings are incomplete or invalid."""
 
-    meaning = "crmops cannot make the call: a setting is missing or does not parse"
+    meaning = marked("crmops cannot make the call: a setting is missing or does not parse")
 
     def __init__(
         self, *, vendor: str, missing: Sequence[str] = (), detail: str = "", action: str = ""
@@ -84,13 +92,14 @@ class ConfigurationError(CrmopsError):
         self.vendor = vendor
         self.missing = list(missing)
         self.detail = redact(detail)
-        verb = "set" if self.missing and not detail else "fix"
         self.action = redact(action) or (
-            f"{verb} the variables named (environment or .env), then run crmops doctor again"
+            tr("set the variables named (environment or .env), then run crmops doctor again")
+            if self.missing and not detail
+            else tr("fix the variables named (environment or .env), then run crmops doctor again")
         )
-        text = f"{vendor} is not configured"
+        text = tr("{vendor} is not configured", vendor=vendor)
         if self.missing:
-            text += f": set {', '.join(self.missing)} (environment or .env)"
+            text += tr(": set {names} (environment or .env)", names=", ".join(self.missing))
         if detail:
             text += f"; {detail}"
         super().__init__(text)
@@ -105,21 +114,40 @@ class Problem:
     index: int | None = None
 
     def __str__(self) -> str:
-        where = self.field if self.index is None else f"record {self.index}: {self.field}"
-        return f"{where}: {self.message}"
+        if self.index is None:
+            return f"{self.field}: {self.message}"
+        return tr("record {index}: {field}", index=self.index, field=self.field) + (
+            f": {self.message}"
+        )
 
 
 class InputError(CrmopsError):
     """Input that the vendor would refuse; raised before any request is made."""
 
-    meaning = "crmops refused the call before sending it"
-    action = "fix each problem listed, then try again"
+    meaning = marked("crmops refused the call before sending it")
+    action = marked("fix each problem listed, then try again")
 
-    def __init__(self, problems: Sequence[Problem], *, summary: str = "invalid input") -> None:
+    def __init__(
+        self, problems: Sequence[Problem], *, summary: str = marked("invalid input")
+    ) -> None:
         self.problems = list(problems)
-        lines = [f"{summary} ({len(self.problems)} problem(s)):"]
+        lines = [
+            tr("{summary} ({count} problem(s)):", summary=tr(summary), count=len(self.problems))
+        ]
         lines += [f"  - {problem}" for problem in self.problems]
         super().__init__("\n".join(lines))
+
+
+class AccessDeniedError(CrmopsError):
+    """The access policy (`tools.policy`) refuses the caller this command; nothing was sent.
+    `command` names it; the message says why and which setting would allow it."""
+
+    meaning = marked("the access policy does not allow you this command; nothing was sent")
+    action = marked("ask an admin to grant it to you (the message names the setting)")
+
+    def __init__(self, message: str, *, command: str) -> None:
+        self.command = command
+        super().__init__(message)
 
 
 class StorageError(CrmopsError):
@@ -128,14 +156,16 @@ class StorageError(CrmopsError):
 
     def __init__(self, message: str, *, backend: str, action: str = "") -> None:
         self.backend = backend
-        self.action = action or f"check that {backend} runs and crmops's URL for it is right"
+        self.action = action or tr(
+            "check that {backend} runs and crmops's URL for it is right", backend=backend
+        )
         super().__init__(message)
 
 
 class StorageUnavailableError(StorageError):
     """The backend did not answer: down, refused, timed out. Try again once it is back."""
 
-    meaning = "one of crmops's own backends did not answer; no vendor was asked"
+    meaning = marked("one of crmops's own backends did not answer; no vendor was asked")
 
 
 class VendorError(CrmopsError):
@@ -150,7 +180,7 @@ class VendorError(CrmopsError):
 class VendorUnavailableError(VendorError):
     """No answer from the vendor. `request_sent` is False only when it surely never arrived."""
 
-    meaning = "the request did not get an answer: wrong host or port, DNS, proxy, firewall"
+    meaning = marked("the request did not get an answer: wrong host or port, DNS, proxy, firewall")
 
     def __init__(
         self,
@@ -162,8 +192,9 @@ class VendorUnavailableError(VendorError):
         action: str = "",
     ) -> None:
         self.request_sent = request_sent
-        self.action = (
-            redact(action) or f"check {vendor.upper()}_BASE_URL and that this machine reaches it"
+        variable = f"{vendor.upper()}_BASE_URL"
+        self.action = redact(action) or tr(
+            "check {variable} and that this machine reaches it", variable=variable
         )
         super().__init__(message, vendor=vendor, operation=operation)
 
@@ -171,14 +202,15 @@ class VendorUnavailableError(VendorError):
 class MalformedResponseError(VendorError):
     """The vendor answered something that is not its documented format."""
 
-    meaning = "the answer is not the vendor's API format (an HTML page, a proxy)"
+    meaning = marked("the answer is not the vendor's API format (an HTML page, a proxy)")
 
     def __init__(
         self, message: str, *, vendor: str, operation: str = "", http_status: int, body: str
     ) -> None:
         self.http_status = http_status
         self.body = _kept(body)
-        self.action = f"check {vendor.upper()}_BASE_URL points at the vendor's API host"
+        variable = f"{vendor.upper()}_BASE_URL"
+        self.action = tr("check {variable} points at the vendor's API host", variable=variable)
         super().__init__(message, vendor=vendor, operation=operation)
 
 
@@ -208,17 +240,32 @@ class VendorAPIError(VendorError):
         self.entry = entry
         self.retry_after = retry_after
         if entry is not None:
-            self.meaning, self.action = entry.meaning_en, entry.action
+            self.meaning, self.action = entry.meaning(), entry.what_to_do()
         else:
-            self.action = f"not in the catalog: `crmops errors {code}` lists near codes"
+            self.action = tr(
+                "not in the catalog: `crmops errors {code}` lists near codes", code=code
+            )
         super().__init__(self._text(vendor, operation), vendor=vendor, operation=operation)
 
     def _text(self, vendor: str, operation: str) -> str:
-        head = f"{vendor} {operation} failed" if operation else f"{vendor} request failed"
-        text = f"{head}: code {self.code} {self.vendor_message!r} (HTTP {self.http_status}"
-        text += f", request id {self.request_id})" if self.request_id else ")"
+        head = (
+            tr("{vendor} {operation} failed", vendor=vendor, operation=operation)
+            if operation
+            else tr("{vendor} request failed", vendor=vendor)
+        )
+        text = head + tr(
+            ": code {code} {message} (HTTP {status}",
+            code=self.code,
+            message=repr(self.vendor_message),
+            status=self.http_status,
+        )
+        text += tr(", request id {id})", id=self.request_id) if self.request_id else ")"
         if self.entry is not None:
-            text += f". Meaning: {self.entry.meaning_en}. What to do: {self.entry.action}"
+            text += tr(
+                ". Meaning: {meaning}. What to do: {action}",
+                meaning=self.meaning,
+                action=self.action,
+            )
         return text
 
     @staticmethod

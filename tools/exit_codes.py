@@ -26,6 +26,7 @@ from tools.errors import (
     StorageError,
     VendorError,
 )
+from tools.i18n import tr
 from tools.text import one_line
 
 EXIT_OK = 0
@@ -60,7 +61,7 @@ def failures_as_exit_codes(*, as_json: bool = False, interrupted: str = "") -> I
         code = exit_code(exc)
         if as_json:
             typer.echo(json.dumps({"error": error_json(exc, code)}, ensure_ascii=False))
-        typer.echo(f"error: {one_line(str(exc))}", err=True)
+        typer.echo(tr("error: {message}", message=one_line(str(exc))), err=True)
         raise typer.Exit(code) from None
     except KeyboardInterrupt:
         if interrupted:

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tools.catalog import VENDORS, Catalog, CatalogEntry, Vendor, load_catalog
 from tools.errors import InputError, Problem
+from tools.i18n import current_locale, tr
+from tools.models import NumberText
 
 MAX_QUERY_LENGTH = 1000
 MAX_MATCHES = 5
@@ -69,7 +71,7 @@ class ErrorLookup(BaseModel):
     note: str = Field(description="One sentence for a person: what was found, or why nothing was.")
 
 
-async def lookup_error_code(*, code: str, vendor: Vendor | None = None) -> ErrorLookup:
+async def lookup_error_code(*, code: NumberText, vendor: Vendor | None = None) -> ErrorLookup:
     """Explain a SocialEpoch, Xiaolanben or Bangwo8 error code or message: meaning and fix."""
     return explain_error(code=code, vendor=vendor)
 
@@ -91,7 +93,7 @@ def render_text(result: ErrorLookup) -> str:
     for entry in result.matches:
         lines += ["", *_entry_lines(entry)]
     if result.close_matches:
-        lines += ["", "Close matches:"]
+        lines += ["", tr("Close matches:")]
         lines += [f"  {_headline(entry)}" for entry in result.close_matches]
     return "\n".join(lines)
 
@@ -147,15 +149,21 @@ def _by_code(catalog: Catalog, query: str, code: str, vendor: Vendor | None) -> 
 
 def _by_text(catalog: Catalog, query: str, vendor: Vendor | None) -> ErrorLookup:
     matches = catalog.search(query, vendor, limit=MAX_MATCHES)
-    where = vendor or "any vendor"
+    where = vendor or tr("any vendor")
     if not matches:
-        note = (
-            f"No documented error of {where} matches {query!r}; give a code such as 502 or "
-            "invalid_client, or other words from the vendor's message."
+        note = tr(
+            "No documented error of {vendor} matches {query}; give a code such as 502 or "
+            "invalid_client, or other words from the vendor's message.",
+            vendor=where,
+            query=repr(query),
         )
         return _result(query=query, vendor=vendor, by="text", note=note)
-    count = "1 documented error" if len(matches) == 1 else f"{len(matches)} documented errors"
-    note = f"{count} of {where} matching {query!r}, best first."
+    note = tr(
+        "{count} documented error(s) of {vendor} matching {query}, best first.",
+        count=len(matches),
+        vendor=where,
+        query=repr(query),
+    )
     return _result(query=query, vendor=vendor, by="text", matches=matches, note=note)
 
 
@@ -182,24 +190,43 @@ def _result(
 def _found_code_note(code: str, matches: list[CatalogEntry]) -> str:
     if len(matches) > 1:
         vendors = ", ".join(entry.vendor for entry in matches)
-        return f"Code {code} exists at {len(matches)} vendors ({vendors}); pass vendor to pick one."
+        return tr(
+            "Code {code} exists at {count} vendors ({vendors}); pass vendor to pick one.",
+            code=code,
+            count=len(matches),
+            vendors=vendors,
+        )
     entry = matches[0]
     if entry.source.startswith(_ASSUMPTION):
         why = entry.source.removeprefix(_ASSUMPTION).lstrip(": ")
-        return f"{entry.vendor} code {code} is assumed by crmops ({why})."
-    return f"{entry.vendor} code {code} is documented in {entry.source}."
+        return tr(
+            "{vendor} code {code} is assumed by crmops ({why}).",
+            vendor=entry.vendor,
+            code=code,
+            why=why,
+        )
+    return tr(
+        "{vendor} code {code} is documented in {source}.",
+        vendor=entry.vendor,
+        code=code,
+        source=entry.source,
+    )
 
 
 def _missing_code_note(
     code: str, vendor: Vendor | None, elsewhere: list[CatalogEntry], close: list[CatalogEntry]
 ) -> str:
-    who = vendor or "any vendor"
-    note = f"Code {code} is not documented by {who}"
+    note = tr(
+        "Code {code} is not documented by {vendor}", code=code, vendor=vendor or tr("any vendor")
+    )
     if elsewhere:
-        note += f" (it is by {', '.join(entry.vendor for entry in elsewhere)})"
+        note += tr(" (it is by {vendors})", vendors=", ".join(entry.vendor for entry in elsewhere))
     if close:
-        return note + "; close matches: " + ", ".join(_short(entry) for entry in close) + "."
-    return note + "."
+        return note + tr(
+            "; close matches: {codes}.", codes=", ".join(_short(entry) for entry in close)
+        )
+    # i18n: the full stop that ends "Code {code} is not documented by {vendor}"
+    return note + tr(".")
 
 
 def _short(entry: CatalogEntry) -> str:
@@ -207,14 +234,23 @@ def _short(entry: CatalogEntry) -> str:
 
 
 def _headline(entry: CatalogEntry) -> str:
-    return f"{_short(entry)}: {entry.message} ({entry.meaning_en})"
+    return f"{_short(entry)}: {entry.message} ({entry.meaning()})"
 
 
 def _entry_lines(entry: CatalogEntry) -> list[str]:
     status = f"HTTP {entry.http_status}, " if entry.http_status is not None else ""
     return [
         f"{_short(entry)} ({status}{entry.kind}): {entry.message}",
-        f"  Meaning: {entry.meaning_en} / {entry.meaning_zh}",
-        f"  What to do: {entry.action}",
-        f"  Source: {entry.source}",
+        "  " + tr("Meaning: {meaning}", meaning=_meanings(entry)),
+        "  " + tr("What to do: {action}", action=entry.what_to_do()),
+        "  " + tr("Source: {source}", source=entry.source),
     ]
+
+
+def _meanings(entry: CatalogEntry) -> str:
+    """The meaning in the current language, and the vendor's Chinese beside any other
+    (people paste the vendor's Chinese into searches and tickets)."""
+    shown = entry.meaning()
+    if current_locale() == "zh-CN" or shown == entry.meaning_zh:
+        return shown
+    return f"{shown} / {entry.meaning_zh}"

@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools import redaction
 from tools.errors import ConfigurationError
+from tools.i18n import DEFAULT_LOCALE, Locale, checked_locale
 
 SOCIALEPOCH_DEFAULT_URL = "https://api.socialepoch.com"
 # 000 names a separate Indonesian host; its credentials are not valid on the standard one.
@@ -268,13 +269,29 @@ class Bangwo8Settings(VendorSettings):
         return bool(self.client_id) and _is_set(self.client_secret)
 
     def missing(self) -> list[str]:
+        """The unset half of the credential begun, else the OAuth client (the preferred one)."""
         if self.uses_oauth or (self.account and _is_set(self.password)):
             return []
-        if self.client_id or _is_set(self.client_secret):
-            pairs = [("client_id", self.client_id), ("client_secret", self.client_secret)]
-        else:
+        oauth_begun = bool(self.client_id) or _is_set(self.client_secret)
+        if not oauth_begun and (self.account or _is_set(self.password)):
             pairs = [("account", self.account), ("password", self.password)]
+        else:
+            pairs = [("client_id", self.client_id), ("client_secret", self.client_secret)]
         return [f"BANGWO8_{name.upper()}" for name, value in pairs if not _is_set(value)]
+
+    def require(self) -> None:
+        """As `VendorSettings.require`; with no credential at all, the error names the OAuth
+        client first and HTTP Basic as the alternative."""
+        if not self.has_credentials():
+            raise ConfigurationError(
+                vendor="bangwo8",
+                missing=self.missing(),
+                detail="or, without an OAuth client, BANGWO8_ACCOUNT and BANGWO8_PASSWORD "
+                "for HTTP Basic auth",
+                action="set the variables named (environment or .env), then run crmops "
+                "doctor again",
+            )
+        super().require()
 
 
 class CrmopsSettings(BaseSettings):
@@ -293,6 +310,22 @@ class CrmopsSettings(BaseSettings):
         default=None,
         description="bearer token the MCP server requires over HTTP (at least 32 characters)",
     )
+    oauth_issuer: str | None = Field(
+        default=None,
+        description="issuer URL of the OAuth authorization server whose JWT access tokens "
+        "the MCP server accepts over HTTP (server.oauth)",
+    )
+    oauth_audience: str | None = Field(
+        default=None,
+        description="this MCP server's resource identifier, the `aud` its access tokens "
+        "carry, e.g. https://crmops.example.com/mcp",
+    )
+    oauth_jwks_url: str | None = Field(
+        default=None, description="JWKS URL of the issuer's signing keys (default: discovered)"
+    )
+    oauth_groups_claim: str = Field(
+        default="groups", min_length=1, description="access-token claim listing the groups"
+    )
     mcp_max_sessions: int = Field(
         default=1000, ge=1, description="MCP sessions open at once over HTTP, all clients together"
     )
@@ -304,6 +337,23 @@ class CrmopsSettings(BaseSettings):
         gt=0,
         le=86400,
         description="seconds an MCP session with no request in flight stays open over HTTP",
+    )
+    mcp_sessions: Literal["stateless", "sticky"] = Field(
+        default="stateless",
+        description="stateless: any MCP HTTP request may reach any replica; sticky: clients "
+        "of protocol 2025-11-25 and older keep a session on one replica (the balancer must "
+        "stick to it) so they can be asked to confirm a write",
+    )
+    mcp_state_key: SecretStr | None = Field(
+        default=None,
+        description="secret (32+ characters) every MCP replica shares to seal the state of a "
+        "confirmation between its two HTTP requests (default: derived from CRMOPS_MCP_TOKEN, "
+        "else one key per process)",
+    )
+    mcp_confirm_writes: Literal["ask", "require", "off"] = Field(
+        default="ask",
+        description="ask: an MCP client that can elicit is asked to confirm each write, the "
+        "others write unasked; require: a client that cannot be asked may not write; off",
     )
     read_only: bool = Field(default=False, description="expose only the read-only MCP tools")
     tools: str | None = Field(
@@ -333,6 +383,26 @@ class CrmopsSettings(BaseSettings):
         "limits, the Bangwo8 token, Slack dedupe and confirmations (default: in-process); "
         "checked when first used (tools.storage.shared), so its password never reaches an error",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token GET /metrics requires on both HTTP servers (at least 32 "
+        "characters; unset: /metrics is not served)",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="how the servers log to stderr: text, or json (one object a line)",
+    )
+    locale: Locale = Field(
+        default=DEFAULT_LOCALE,
+        description="language of what crmops shows a person when nobody's own is known: "
+        "zh-CN, en or id (zh_CN.UTF-8, id_ID... are read too); the Slack bot's channel posts, "
+        "and the CLI's default before LC_ALL / LC_MESSAGES / LANG (tools.i18n)",
+    )
+
+    @field_validator("locale", mode="before")
+    @classmethod
+    def _known_locale(cls, value: object) -> object:
+        return checked_locale(value, source="CRMOPS_LOCALE") if isinstance(value, str) else value
 
     def model_post_init(self, context: Any, /) -> None:
         register_secrets(self)

@@ -22,6 +22,7 @@ from server.render import render
 from tools.bulk import bulk_import
 from tools.customers import import_customer, query_customer
 from tools.errors import CrmopsError
+from tools.i18n import marked, tr
 from tools.lookup import lookup_error_code, render_text
 from tools.sandbox.stack import Sandbox, self_contained_crmops, start_sandbox, throwaway_database
 from tools.services import Services
@@ -63,68 +64,70 @@ def tour_stops() -> list[TourStop]:
     errors = "crmops errors 502  ·  Slack: /crm error 502"
     staff = "crmops staff 张  ·  Slack: /crm staff 张"
     return [
-        TourStop("lookup_error_code", "what SocialEpoch error 502 means", _explain_502, errors),
+        TourStop(
+            "lookup_error_code", marked("what SocialEpoch error 502 means"), _explain_502, errors
+        ),
         TourStop(
             "lookup_error_code",
-            "finding a code by its message text",
+            marked("finding a code by its message text"),
             _explain_by_text,
             'crmops errors "请求不允许重复执行"',
         ),
         TourStop(
             "list_staff",
-            "a wrong signing key: the vendor refuses, crmops explains",
+            marked("a wrong signing key: the vendor refuses, crmops explains"),
             _wrong_key,
-            "crmops doctor  (checks every configured vendor like this)",
+            marked("crmops doctor  (checks every configured vendor like this)"),
             fails_on_purpose=True,
         ),
-        TourStop("list_staff", "Xiaolanben staff (the first five)", _first_staff, staff),
-        TourStop("list_staff", "searching staff by name", _search_staff, staff),
+        TourStop("list_staff", marked("Xiaolanben staff (the first five)"), _first_staff, staff),
+        TourStop("list_staff", marked("searching staff by name"), _search_staff, staff),
         TourStop(
             "query_customer",
-            "a SocialEpoch customer by WhatsApp number",
+            marked("a SocialEpoch customer by WhatsApp number"),
             _query,
             "crmops customer 8613800138000  ·  Slack: /crm customer 8613800138000",
         ),
         TourStop(
             "import_customer",
-            "a dry run: what would be sent",
+            marked("a dry run: what would be sent"),
             _dry_run_import,
             "MCP tool import_customer with dry_run=true",
         ),
         TourStop(
             "import_customer",
-            "bad records are refused before anything is sent",
+            marked("bad records are refused before anything is sent"),
             _bad_import,
             "MCP tool import_customer",
             fails_on_purpose=True,
         ),
         TourStop(
             "import_customer",
-            "importing into SocialEpoch",
+            marked("importing into SocialEpoch"),
             _socialepoch_import,
             "MCP tool import_customer",
         ),
         TourStop(
             "import_customer",
-            "importing companies into Xiaolanben",
+            marked("importing companies into Xiaolanben"),
             _xiaolanben_import,
             "MCP tool import_customer",
         ),
         TourStop(
             "bulk import",
-            "a CSV file with Chinese headers and three bad rows (the bundled sample)",
+            marked("a CSV file with Chinese headers and three bad rows (the bundled sample)"),
             _bulk_import,
             "crmops import customers.csv --vendor socialepoch  ·  Slack: /crm import",
         ),
         TourStop(
             "create_ticket",
-            "a Bangwo8 ticket",
+            marked("a Bangwo8 ticket"),
             _new_ticket,
             'crmops ticket "subject" -m "message"  ·  Slack: /crm ticket "subject" "message"',
         ),
         TourStop(
             "list_tickets",
-            "the newest Bangwo8 tickets",
+            marked("the newest Bangwo8 tickets"),
             _recent_tickets,
             "crmops tickets",
         ),
@@ -139,8 +142,10 @@ def run_tour(console: Console) -> int:
 
 async def _tour(sandbox: Sandbox, console: Console) -> int:
     console.print(
-        "The crmops tour: every tool, called against the bundled simulators of SocialEpoch, "
-        "Xiaolanben and Bangwo8 (no account needed). Each step says how to try it yourself.",
+        tr(
+            "The crmops tour: every tool, called against the bundled simulators of SocialEpoch, "
+            "Xiaolanben and Bangwo8 (no account needed). Each step says how to try it yourself."
+        ),
         highlight=False,
     )
     unexpected = 0
@@ -156,13 +161,17 @@ async def _tour(sandbox: Sandbox, console: Console) -> int:
         finally:
             await store.aclose()
     verdict = (
-        "every tool answered as expected" if not unexpected else f"{unexpected} step(s) failed"
+        tr("every tool answered as expected")
+        if not unexpected
+        else tr("{count} step(s) failed", count=unexpected)
     )
-    console.print(Rule(f"tour done: {verdict}"))
+    console.print(Rule(tr("tour done: {verdict}", verdict=verdict)))
     if not unexpected:
         console.print(
-            "Next: `crmops sandbox` serves all of this to an MCP client and to Slack; "
-            "`crmops doctor` checks your own vendor settings.",
+            tr(
+                "Next: `crmops sandbox` serves all of this to an MCP client and to Slack; "
+                "`crmops doctor` checks your own vendor settings."
+            ),
             highlight=False,
         )
     return 0 if not unexpected else 1
@@ -171,19 +180,20 @@ async def _tour(sandbox: Sandbox, console: Console) -> int:
 async def _visit(console: Console, number: int, stop: TourStop, context: TourContext) -> bool:
     """Run one stop and print what it returned; True when it went as planned."""
     console.print()
-    console.print(Rule(f"{number}. {stop.tool}: {stop.shows}", align="left"), highlight=False)
+    console.print(Rule(f"{number}. {stop.tool}: {tr(stop.shows)}", align="left"), highlight=False)
     if stop.try_it:
-        console.print(f"try it: {stop.try_it}", style="dim", highlight=False, markup=False)
+        try_it = tr("try it: {command}", command=tr(stop.try_it))
+        console.print(try_it, style="dim", highlight=False, markup=False)
     try:
         result = await stop.call(context)
     except CrmopsError as exc:
-        label = "refused, as expected:" if stop.fails_on_purpose else "FAILED:"
+        label = tr("refused, as expected:") if stop.fails_on_purpose else tr("FAILED:")
         console.print(label, style="bold", highlight=False)
         console.print(str(exc), highlight=False, markup=False)
         return stop.fails_on_purpose
     render(console, result)
     if stop.fails_on_purpose:
-        console.print("FAILED: this step should have been refused", style="bold")
+        console.print(tr("FAILED: this step should have been refused"), style="bold")
     return not stop.fails_on_purpose
 
 

@@ -45,6 +45,7 @@ from typing import IO, Any, Literal
 from xml.etree.ElementTree import ParseError
 
 from tools.errors import InputError, Problem
+from tools.i18n import marked, tr
 
 FileFormat = Literal["csv", "tsv", "xlsx", "jsonl"]
 
@@ -77,7 +78,7 @@ MAX_XLSX_BYTES = 128 << 20
 _SNIFF_BYTES = 1 << 16
 _XML_PROLOG_BYTES = 1 << 16
 _HEADER_ROW = 1
-_UNREADABLE = "cannot read the input file"
+_UNREADABLE = marked("cannot read the input file")
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,17 @@ def file_format(path: Source) -> FileFormat:
     if found is None:
         known = ", ".join(sorted(_SUFFIXES))
         raise InputError(
-            [Problem("file", f"{path.name}: unknown file type; give one of {known}")],
-            summary=_UNREADABLE,
+            [
+                Problem(
+                    "file",
+                    tr(
+                        "{name}: unknown file type; give one of {known}",
+                        name=path.name,
+                        known=known,
+                    ),
+                )
+            ],
+            summary=tr(_UNREADABLE),
         )
     return found
 
@@ -164,9 +174,9 @@ def open_input(path: Path) -> IO[bytes]:
     try:
         descriptor = os.open(path, os.O_RDONLY | nonblocking)
     except FileNotFoundError:
-        raise _unreadable(f"{path} does not exist: check the path") from None
+        raise _unreadable(tr("{path} does not exist: check the path", path=path)) from None
     except OSError as exc:
-        raise _unreadable(f"cannot open {path}: {exc.strerror}") from None
+        raise _unreadable(tr("cannot open {path}: {why}", path=path, why=exc.strerror)) from None
     try:
         _check_opened(descriptor, path)
         if nonblocking:
@@ -200,7 +210,7 @@ def _file_kind(mode: int) -> str:
 
 
 def _unreadable(message: str) -> InputError:
-    return InputError([Problem("file", message)], summary=_UNREADABLE)
+    return InputError([Problem("file", message)], summary=tr(_UNREADABLE))
 
 
 def text_encoding(path: Path) -> str:
@@ -537,11 +547,14 @@ def _header(values: list[Any] | None, path: Path) -> list[str]:
         )
     problems = []
     if not any(names):
-        problems.append(Problem("header", f"{path.name} has no header row: add one"))
+        problems.append(Problem("header", tr("{name} has no header row: add one", name=path.name)))
     seen: set[str] = set()
     for position, name in enumerate(names, start=1):
         if name and name in seen:
-            problems.append(Problem("header", f"column {position}: {name!r} appears twice"))
+            twice = tr(
+                "column {position}: {name} appears twice", position=position, name=repr(name)
+            )
+            problems.append(Problem("header", twice))
         seen.add(name)
     if problems:
         raise InputError(problems, summary=_UNREADABLE)

@@ -22,6 +22,8 @@ from tools.bulk.columns import BulkVendor
 from tools.bulk.readers import Source
 from tools.bulk.run import RunScope
 from tools.errors import InputError, Problem, StorageError
+from tools.i18n import tr
+from tools.observability.calls import ImportObserver
 from tools.storage.audit import AuditEntry, Outcome
 from tools.storage.journal import JournalCounts, Rejection
 from tools.text import SpreadsheetWriter
@@ -127,6 +129,8 @@ class ProgressMeter:
         self._started = time.monotonic()
         self._sending = False
         self._total = self._settled = self._failed = self._settled_now = 0
+        self.observer: ImportObserver | None = None
+        """The import's metrics (`tools.observability`), set by the engine: none for a dry run."""
 
     def read(self, rows: int) -> None:
         """`rows` read from the file so far (told only before anything is sent)."""
@@ -139,16 +143,25 @@ class ProgressMeter:
 
     def sending(self, counts: JournalCounts) -> None:
         """The sending starts, from the journal as it stands."""
+        if self.observer is not None:
+            self.observer.sending()
         self._sending, self._started = True, time.monotonic()
         self._settled, self._failed = counts.settled, counts.failed
         self._total = max(self._total, counts.valid)
 
     def settled(self, rows: int, *, failed: int) -> None:
         """`rows` more settled in this run, `failed` of them refused."""
+        if self.observer is not None:
+            self.observer.settled(rows, failed=failed)
         self._settled_now += rows
         self._settled += rows
         self._failed += failed
         self._tell("sending", self._settled, self._total, self._failed, self._settled_now)
+
+    def rejected(self, rows: int) -> None:
+        """`rows` more refused by the checks (never sent)."""
+        if self.observer is not None:
+            self.observer.rejected(rows)
 
     def _tell(
         self, phase: Literal["reading", "sending"], done: int, total: int, failed: int, now: int
@@ -285,7 +298,8 @@ async def export_rejections(scope: RunScope, path: Path) -> int:
     count = 0
     with _replacing(path) as handle:
         writer = SpreadsheetWriter(handle)  # every cell: no formula runs (OWASP)
-        writer.writerow(["row", "field", "reason", "identity", "stage"])
+        # i18n: the rejected-rows CSV's column headers
+        writer.writerow([tr("row"), tr("field"), tr("reason"), tr("identity"), tr("stage")])
         async for rejection in scope.journal.rejections(scope.import_id):
             problem = _problem(rejection)
             writer.writerow(

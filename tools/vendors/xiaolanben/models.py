@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from tools.errors import InputError, Problem
+from tools.i18n import marked, tr
 from tools.text import check_text, text_problem
 
 CUSTOM_FIELD_PREFIX = "customizeField."
@@ -334,7 +335,7 @@ def validate_customers(
     if distinct:
         problems += _duplicates(customers)
     if problems:
-        raise InputError(problems, summary="Xiaolanben customers are not valid")
+        raise InputError(problems, summary=tr("Xiaolanben customers are not valid"))
     return [customer for customer in customers if customer is not None]
 
 
@@ -342,7 +343,7 @@ def validate_customer(record: Mapping[str, Any] | XiaolanbenCustomer) -> Xiaolan
     """One customer, or `InputError` listing its problems."""
     customer, problems = _validate_one(record, None)
     if problems or customer is None:
-        raise InputError(problems, summary="the Xiaolanben customer is not valid")
+        raise InputError(problems, summary=tr("the Xiaolanben customer is not valid"))
     return customer
 
 
@@ -469,18 +470,30 @@ def _message(error: ErrorDetails) -> str:
     kind, ctx, given = error["type"], error.get("ctx") or {}, error.get("input")
     if kind == "string_too_long":
         length = java_length(given) if isinstance(given, str) else "?"
-        return f"at most {ctx.get('max_length')} characters allowed (got {length}); shorten it"
+        return tr(
+            "at most {limit} characters allowed (got {length}); shorten it",
+            limit=ctx.get("max_length"),
+            length=length,
+        )
     if kind == "too_many_custom_fields":
         return error["msg"]
     if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')} (got {given!r})"
+        return tr(
+            "must be one of {expected} (got {given})",
+            expected=ctx.get("expected"),
+            given=repr(given),
+        )
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
-    return _FIXED_MESSAGES.get(kind) or f"{error['msg']} (got {given!r})"
+    fixed = _FIXED_MESSAGES.get(kind)
+    if fixed is not None:
+        return tr(fixed, limit=MAX_CONTACTS)
+    return f"{error['msg']} (got {given!r})"
 
 
 _FIXED_MESSAGES = {
-    "missing": "required; add it",
-    "string_too_short": "must not be empty",
-    "too_long": f"at most {MAX_CONTACTS} contacts per customer; send the rest in another call",
+    "missing": marked("required; add it"),
+    "string_too_short": marked("must not be empty"),
+    "too_long": marked("at most {limit} contacts per customer; send the rest in another call"),
 }
+"""Messages of pydantic error types, in English (shown with `tr`, `{limit}` filled)."""
