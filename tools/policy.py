@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tools.errors import AccessDeniedError
@@ -75,7 +75,7 @@ def _id_list(value: object) -> object:
     return value
 
 
-IdList = Annotated[frozenset[str], NoDecode]
+IdList = Annotated[frozenset[str], NoDecode, BeforeValidator(_id_list)]
 """Comma-separated ids in the environment, a list in JSON."""
 
 
@@ -161,6 +161,10 @@ def _rules_of_one_surface(
     return rules
 
 
+CommandRules = Annotated[dict[str, AccessRule], NoDecode, BeforeValidator(_json_rules)]
+"""Per-command rules: JSON in the environment, checked for unknown keys (`_json_rules`)."""
+
+
 class SlackAccessSettings(BaseSettings):
     """`CRMOPS_SLACK_*`: which users, user groups and channels may run reads and writes."""
 
@@ -172,28 +176,10 @@ class SlackAccessSettings(BaseSettings):
     read_users: IdList = frozenset({EVERYONE})
     read_usergroups: IdList = frozenset()
     read_channels: IdList = frozenset()
-    commands: Annotated[dict[str, AccessRule], NoDecode] = Field(
+    commands: CommandRules = Field(
         default_factory=dict,
         description="JSON: per-command rules replacing the read/write default for that command",
     )
-
-    @field_validator(
-        "write_users",
-        "write_usergroups",
-        "write_channels",
-        "read_users",
-        "read_usergroups",
-        "read_channels",
-        mode="before",
-    )
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return _id_list(value)
-
-    @field_validator("commands", mode="before")
-    @classmethod
-    def _decoded(cls, value: object) -> object:
-        return _json_rules(value)
 
     @field_validator("commands")
     @classmethod
@@ -236,28 +222,10 @@ class McpAccessSettings(BaseSettings):
     read_subjects: IdList = frozenset()
     read_emails: IdList = frozenset()
     read_groups: IdList = frozenset()
-    commands: Annotated[dict[str, AccessRule], NoDecode] = Field(
+    commands: CommandRules = Field(
         default_factory=dict,
         description="JSON: per-tool rules replacing the read/write default for that tool",
     )
-
-    @field_validator(
-        "write_subjects",
-        "write_emails",
-        "write_groups",
-        "read_subjects",
-        "read_emails",
-        "read_groups",
-        mode="before",
-    )
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return _id_list(value)
-
-    @field_validator("commands", mode="before")
-    @classmethod
-    def _decoded(cls, value: object) -> object:
-        return _json_rules(value)
 
     @field_validator("commands")
     @classmethod
