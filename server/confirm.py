@@ -4,7 +4,7 @@ anything, the MCP client is asked (elicitation) with what would be sent.
     gate = WriteGate(services, mode="ask", before=check)    # CRMOPS_MCP_CONFIRM_WRITES
     parameter = gate.parameter(spec.name, tool_parameters)  # the adapter's extra parameter
     ...
-    gate.go_ahead(spec.name, outcome)       # in the tool body: ToolError when not confirmed
+    await gate.go_ahead(ctx, spec.name, outcome)  # in the tool body: ToolError if not confirmed
 
 The question rides a `Resolve(...)` parameter returning `Elicit(...)`, the SDK's era-portable
 way to ask: a client of protocol 2026-07-28 gets it back from the call ("input required") and
@@ -49,8 +49,10 @@ from mcp.server.request_state import RequestStateSecurity
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field, SecretStr
 
+from server.identity import request_principal
 from tools.catalog import DISPLAY_NAMES
 from tools.errors import ConfigurationError, CrmopsError
+from tools.policy import record_refusal
 from tools.services import Services
 from tools.settings import CrmopsSettings
 from tools.table import CREATE_TICKET, IMPORT_CUSTOMER
@@ -111,21 +113,14 @@ class WriteGate:
             CONFIRMATION_PARAMETER, inspect.Parameter.KEYWORD_ONLY, annotation=annotation
         )
 
-    def go_ahead(self, tool: str, outcome: object) -> None:
-        """Return when the write may be sent; `ToolError` saying nothing was sent when the
-        user declined, cancelled or answered no."""
-        if isinstance(outcome, AcceptedElicitation):
-            if isinstance(outcome.data, Unasked):
-                return
-            if isinstance(outcome.data, Confirmation) and outcome.data.send:
-                log.info("%s confirmed by the client's user", tool)
-                return
-            raise ToolError(_not_sent(tool, "the user answered no"))
-        if isinstance(outcome, DeclinedElicitation):
-            raise ToolError(_not_sent(tool, "the user declined"))
-        if isinstance(outcome, CancelledElicitation):
-            raise ToolError(_not_sent(tool, "the user cancelled the confirmation"))
-        raise ToolError(_not_sent(tool, "no confirmation came back"))
+    async def go_ahead(self, ctx: Context[Any, Any], tool: str, outcome: object) -> None:
+        """Return when the write may be sent; else audit the write as refused by the user and
+        raise `ToolError` saying nothing was sent (declined, cancelled or answered no)."""
+        why = _why_not_sent(outcome)
+        if why is None:
+            return
+        await record_refusal(self.services, request_principal(ctx), tool, why)
+        raise ToolError(_not_sent(tool, why))
 
     def _resolver(self, tool: str, tool_parameters: Sequence[str]) -> Callable[..., Any]:
         async def confirm(ctx: Context[Any, Any], **arguments: Any) -> Any:
@@ -185,6 +180,21 @@ def _cannot_ask(tool: str, ctx: Context[Any, Any]) -> str:
         "need stdio or CRMOPS_MCP_SESSIONS=sticky), or have the operator set "
         "CRMOPS_MCP_CONFIRM_WRITES=ask, which lets a client that cannot be asked write unasked."
     )
+
+
+def _why_not_sent(outcome: object) -> str | None:
+    """None when `outcome` lets the write go (confirmed, or nobody was to be asked)."""
+    if isinstance(outcome, AcceptedElicitation):
+        if isinstance(outcome.data, Unasked):
+            return None
+        if isinstance(outcome.data, Confirmation) and outcome.data.send:
+            return None
+        return "the user answered no"
+    if isinstance(outcome, DeclinedElicitation):
+        return "the user declined"
+    if isinstance(outcome, CancelledElicitation):
+        return "the user cancelled the confirmation"
+    return "no confirmation came back"
 
 
 def _not_sent(tool: str, why: str) -> str:

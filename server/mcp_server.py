@@ -224,7 +224,7 @@ def as_mcp_tool(
         leading = (services,) if takes_services else ()
         try:
             if gate is not None and gated:
-                gate.go_ahead(spec.name, outcome)  # access was checked before asking
+                await gate.go_ahead(ctx, spec.name, outcome)  # access checked before asking
             else:
                 await allowed.check(ctx, spec.row, arguments)
             # Metrics, a span (a child of the SDK's `tools/call`) and the log context.

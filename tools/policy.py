@@ -389,7 +389,8 @@ def policy_from_settings(
 async def record_refusal(
     services: Services, principal: Principal, operation: str, reason: str, *, vendor: str = ""
 ) -> None:
-    """Audit a write refused before it reached its tool (by the policy or a missing scope):
+    """Audit a write refused before it reached its tool (by the policy, a missing scope, or
+    the user declining its confirmation):
     `outcome="failed"`, `error="refused: <reason>"`, under the tool's name `operation`.
     Never raises: losing an audit line must not keep the refusal from the caller."""
     entry = AuditEntry(

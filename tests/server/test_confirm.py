@@ -185,6 +185,11 @@ async def test_a_ticket_not_confirmed_sends_nothing_and_says_so(
     assert "internal error" not in text
     assert sandbox.bangwo8.tickets == {}
     assert len(user.asked) == 1
+    async with Services(settings) as services:
+        (entry,) = await services.store.audit.recent()
+    assert (entry.operation, entry.outcome) == ("create_ticket", "failed")
+    assert (entry.error or "").startswith(f"refused: {said}")
+    assert entry.sent == {}
 
 
 @pytest.mark.parametrize("mode", [MODERN, LEGACY])
