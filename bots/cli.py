@@ -22,22 +22,26 @@ from typing import Annotated
 import typer
 
 from tools.exit_codes import failures_as_exit_codes
+from tools.i18n import marked
 
 
 def register(app: typer.Typer) -> None:
     """Add `slack` to the `crmops` command line (entry point group `crmops.commands`)."""
-    app.command(name="slack")(slack)
+    app.command(name="slack", help=marked(SLACK_HELP))(slack)
+
+
+SLACK_HELP = marked("Run the Slack bot: /crm help, error, staff, customer, ticket, import.")
 
 
 def slack(
     *,
-    port: Annotated[int, typer.Option(help="HTTP: port to bind", min=0, max=65535)] = 3000,
-    host: Annotated[str, typer.Option(help="HTTP: address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help=marked("HTTP: port to bind"), min=0, max=65535)] = 3000,
+    host: Annotated[str, typer.Option(help=marked("HTTP: address to bind"))] = "127.0.0.1",
     socket: Annotated[
-        bool, typer.Option("--socket", help="Socket Mode instead of HTTP (SLACK_APP_TOKEN)")
+        bool, typer.Option("--socket", help=marked("Socket Mode instead of HTTP (SLACK_APP_TOKEN)"))
     ] = False,
     env_file: Annotated[
-        Path, typer.Option("--env-file", help="settings file read after the environment")
+        Path, typer.Option("--env-file", help=marked("settings file read after the environment"))
     ] = Path(".env"),
     sandbox: Annotated[
         bool,

@@ -22,7 +22,10 @@ A name is looked up in that order: `COMMANDS`, the entry points, the tool comman
 
 `--lang zh-CN|en|id`, anywhere on the line, chooses the language of what a command shows
 (else CRMOPS_LOCALE, then LC_ALL / LC_MESSAGES / LANG: `tools.i18n.from_environment`); the
-group takes it from the command's arguments before the command parses them.
+group takes it from the command's arguments before the command parses them, and before any
+`--help` is shown: help texts are message ids (`marked`), translated when a command is
+fetched (`_translated`), so nothing is translated at import time and `crmops --help` loads
+nothing more than the catalog.
 
 A failure prints one line on stderr and exits with the code of its kind
 (`tools.exit_codes.EXIT_CODES`): never a traceback for a failure crmops expected.
@@ -58,8 +61,10 @@ from tools.i18n import (
     UnknownLocaleError,
     checked_locale,
     from_environment,
+    marked,
     reset_locale,
     set_locale,
+    tr,
 )
 
 if TYPE_CHECKING:
@@ -87,27 +92,27 @@ COMMANDS = (
     Command(
         "mcp",
         "server.cli_mcp",
-        "Serve the crmops tools over MCP: stdio by default, or HTTP with --http.",
+        marked("Serve the crmops tools over MCP: stdio by default, or HTTP with --http."),
     ),
     Command(
         "errors",
         "server.cli_errors",
-        "Explain a vendor error code: its meaning (zh, en) and what to do.",
+        marked("Explain a vendor error code: its meaning (zh, en) and what to do."),
     ),
     Command(
         "sandbox",
         "server.cli_sandbox",
-        "Run every feature against the bundled vendor simulators: no account needed.",
+        marked("Run every feature against the bundled vendor simulators: no account needed."),
     ),
     Command(
         "import",
         "server.cli_import",
-        "Import customers from a file, at the vendor's rate limit, each row exactly once.",
+        marked("Import customers from a file, at the vendor's rate limit, each row exactly once."),
     ),
     Command(
         "doctor",
         "server.cli_doctor",
-        "Check each configured vendor: settings complete, and one harmless read answered.",
+        marked("Check each configured vendor: settings complete, and one harmless read answered."),
     ),
 )
 _BUILT_IN = {command.name: command for command in COMMANDS}
@@ -130,7 +135,22 @@ class LazyGroup(TyperGroup):
             _loaded()
         if commands is None:
             return None
-        return typer.main.get_group(commands).get_command(ctx, cmd_name)
+        return _translated(typer.main.get_group(commands).get_command(ctx, cmd_name))
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Choose the language before click reads the line: `--help` is shown while it
+        reads (the group's callback, which reports a wrong `--lang`, runs after)."""
+        _, lang = _without_lang(ctx, args)
+        try:
+            locale = checked_locale(lang) if lang is not None else from_environment()
+        except UnknownLocaleError:
+            locale = None  # the callback says what is wrong, unless --help ends the run first
+        if locale is not None:
+            _use_until_done(ctx, locale)
+        self.help = tr(GROUP_HELP)
+        for param in self.params:
+            _translate_help(param)
+        return super().parse_args(ctx, args)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -151,8 +171,8 @@ class LazyGroup(TyperGroup):
         """Each command and its one-line help, as `crmops --help` lists them: the built-in
         ones from `COMMANDS` (module not imported), the tool commands from their docstrings
         (not built), the plugins' from the loaded command."""
-        rows = [(command.name, command.help) for command in COMMANDS]
-        rows += [(name, _help_line(info)) for name, info in _tool_commands().items()]
+        rows = [(command.name, tr(command.help)) for command in COMMANDS]
+        rows += [(name, tr(_help_line(info))) for name, info in _tool_commands().items()]
         for name in sorted(_plugins()):
             command = self.get_command(ctx, name)
             rows.append((name, command.get_short_help_str(limit=80) if command else ""))
@@ -168,6 +188,23 @@ def _commands_of(name: str) -> typer.Typer | None:
     if plugin is not None:
         return _registered(plugin.load())
     return _tool_app() if name in _tool_commands() else None
+
+
+def _translated(command: click.Command | None) -> click.Command | None:
+    """`command` with its help and its parameters' help in the current language (each text
+    is its own message id; one without a translation stays as it is)."""
+    if command is not None:
+        if command.help:
+            command.help = tr(command.help)
+        for param in command.params:
+            _translate_help(param)
+    return command
+
+
+def _translate_help(param: click.Parameter) -> None:
+    text = getattr(param, "help", None)
+    if isinstance(text, str) and text:
+        param.help = tr(text)  # type: ignore[attr-defined]
 
 
 def _registered(register: Register) -> typer.Typer:
@@ -226,9 +263,12 @@ app = typer.Typer(
 
 _LANG = "crmops.lang"
 """`ctx.meta` key of a `--lang` written after the command's name."""
-LANG_HELP = (
+LANG_HELP = marked(
     "the language crmops shows you: zh-CN, en or id (default: CRMOPS_LOCALE, then "
     "LC_ALL / LC_MESSAGES / LANG, then en)"
+)
+GROUP_HELP = marked(
+    "SocialEpoch, Xiaolanben and Bangwo8 behind one set of tools: MCP, Slack and CLI."
 )
 
 

@@ -29,7 +29,7 @@ import typer
 
 from tools.errors import InputError, Problem
 from tools.exit_codes import failures_as_exit_codes
-from tools.i18n import tr
+from tools.i18n import marked, tr
 from tools.table import MAX_STAFF, MAX_TICKETS_PER_PAGE
 
 if TYPE_CHECKING:
@@ -41,9 +41,11 @@ if TYPE_CHECKING:
 
 Result = TypeVar("Result", bound="BaseModel")
 
-AsJson = Annotated[bool, typer.Option("--json", help="print the result as JSON (for scripts)")]
+AsJson = Annotated[
+    bool, typer.Option("--json", help=marked("print the result as JSON (for scripts)"))
+]
 EnvFile = Annotated[
-    Path, typer.Option("--env-file", help="settings file read after the environment")
+    Path, typer.Option("--env-file", help=marked("settings file read after the environment"))
 ]
 
 commands = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -53,13 +55,18 @@ commands = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 # --- the commands ---------------------------------------------------------------------------
 
 
-@commands.command("staff")
+@commands.command(
+    "staff",
+    help=marked("List Xiaolanben (小蓝本) staff: the staffId that owns imported customers."),
+)
 def staff(
     search: Annotated[
-        str | None, typer.Argument(help="a name fragment or a full mobile number")
+        str | None, typer.Argument(help=marked("a name fragment or a full mobile number"))
     ] = None,
     *,
-    limit: Annotated[int, typer.Option(min=1, max=MAX_STAFF, help="at most this many")] = 50,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_STAFF, help=marked("at most this many"))
+    ] = 50,
     as_json: AsJson = False,
     env_file: EnvFile = Path(".env"),
 ) -> None:
@@ -72,12 +79,16 @@ def staff(
     _show(result, as_json)
 
 
-@commands.command("customer")
+@commands.command(
+    "customer", help=marked("Look up a SocialEpoch (WhatsApp SCRM) customer by WhatsApp number.")
+)
 def customer(
     whatsapp: Annotated[
         list[str],
         typer.Argument(
-            help="the WhatsApp number with country code, e.g. 8618221733141 or +86 182 2173 3141"
+            help=marked(
+                "the WhatsApp number with country code, e.g. 8618221733141 or +86 182 2173 3141"
+            )
         ),
     ],
     *,
@@ -95,17 +106,19 @@ def customer(
         _console(stderr=True).print(tr("not found: {numbers}", numbers=missing), markup=False)
 
 
-@commands.command("ticket")
+@commands.command("ticket", help=marked("Create a Bangwo8 (帮我吧) helpdesk ticket."))
 def ticket(
-    subject: Annotated[str, typer.Argument(help="the ticket's title")],
+    subject: Annotated[str, typer.Argument(help=marked("the ticket's title"))],
     *,
-    message: Annotated[str, typer.Option("--message", "-m", help="the customer's request")],
-    priority: Annotated[str | None, typer.Option(help="priorityLevel id (e.g. 1-4)")] = None,
-    ticket_type: Annotated[str | None, typer.Option("--type", help="ticketType id")] = None,
-    description: Annotated[str | None, typer.Option(help="internal description")] = None,
+    message: Annotated[str, typer.Option("--message", "-m", help=marked("the customer's request"))],
+    priority: Annotated[
+        str | None, typer.Option(help=marked("priorityLevel id (e.g. 1-4)"))
+    ] = None,
+    ticket_type: Annotated[str | None, typer.Option("--type", help=marked("ticketType id"))] = None,
+    description: Annotated[str | None, typer.Option(help=marked("internal description"))] = None,
     request_id: Annotated[
         str | None,
-        typer.Option(help="the request id of an earlier attempt whose outcome is unknown"),
+        typer.Option(help=marked("the request id of an earlier attempt whose outcome is unknown")),
     ] = None,
     as_json: AsJson = False,
     env_file: EnvFile = Path(".env"),
@@ -133,18 +146,19 @@ def ticket(
     _show(result, as_json)
 
 
-@commands.command("tickets")
+@commands.command("tickets", help=marked("List Bangwo8 (帮我吧) helpdesk tickets, newest first."))
 def tickets(
     *,
     since: Annotated[
-        str | None, typer.Option(help="created at or after: yyyy-MM-dd or yyyy-MM-ddTHH:MM:SS")
+        str | None,
+        typer.Option(help=marked("created at or after: yyyy-MM-dd or yyyy-MM-ddTHH:MM:SS")),
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="created at or before (a date: the whole day)")
+        str | None, typer.Option(help=marked("created at or before (a date: the whole day)"))
     ] = None,
-    page: Annotated[int, typer.Option(min=1, help="page number, from 1")] = 1,
+    page: Annotated[int, typer.Option(min=1, help=marked("page number, from 1"))] = 1,
     limit: Annotated[
-        int, typer.Option(min=1, max=MAX_TICKETS_PER_PAGE, help="tickets per page")
+        int, typer.Option(min=1, max=MAX_TICKETS_PER_PAGE, help=marked("tickets per page"))
     ] = 20,
     as_json: AsJson = False,
     env_file: EnvFile = Path(".env"),

@@ -220,7 +220,7 @@ async def test_the_import_modal_and_preview_in_chinese(
     text = _text(preview)
     assert "*customers.csv* → 小蓝本(B2B CRM):共 4 行,3 行有效,1 行被拒绝。" in text
     assert "*被拒绝(不会导入):*" in text
-    assert "第 5 行:customerName" in text
+    assert "第 5 行:customerName: 必填;请补上" in text  # the vendor check's reason too
     assert "导入 3 行" in text
     assert "下载被拒绝的行(CSV)" in text
     assert "valid row" not in text
@@ -233,7 +233,7 @@ async def test_the_import_preview_in_indonesian(endpoint: SlackEndpoint) -> None
     text = _text(preview)
     assert "3 baris valid, 1 ditolak dari 4." in text
     assert "*Ditolak (tidak diimpor):*" in text
-    assert "baris 5: customerName" in text
+    assert "baris 5: customerName: wajib diisi; tambahkan" in text
     assert "Impor 3 baris" in text
 
 
