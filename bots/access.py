@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.commands import Subcommand
 from bots.replies import Caller
+from tools.i18n import Phrase, marked, shown
 from tools.identity import Principal
 from tools.policy import (
     GroupLookupError,
@@ -118,7 +119,8 @@ class AccessCheck:
     async def refusal(
         self, subcommand: Subcommand, caller: Caller, *, vendor: str = ""
     ) -> str | None:
-        """None when `caller` may run `subcommand`; otherwise the sentence to show them."""
+        """None when `caller` may run `subcommand`; otherwise the sentence to show them, in
+        their language (the audit log records it in English)."""
         try:
             refusal = await asyncio.wait_for(
                 self.policy.refusal(
@@ -131,7 +133,9 @@ class AccessCheck:
                 self.timeout,
             )
         except TimeoutError:
-            refusal = "Could not check your access in time (Slack was slow); try again."
+            refusal = Phrase(
+                marked("Could not check your access in time (Slack was slow); try again.")
+            )
         if refusal is not None and subcommand.tool is not None and subcommand.writes:
             principal = Principal.slack(
                 user_id=caller.user_id, team_id=caller.team_id, channel_id=caller.channel_id
@@ -139,4 +143,4 @@ class AccessCheck:
             await record_refusal(
                 self.services, principal, subcommand.tool.name, refusal, vendor=vendor
             )
-        return refusal
+        return None if refusal is None else shown(refusal)

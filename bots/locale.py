@@ -17,9 +17,12 @@ middleware makes the user's language current when it is cached, else the workspa
 starts the `users.info` lookup in the background; nothing waits for it before the ack. Right
 after a listener's `ack()` (the middleware wraps it) and wherever a flow calls
 `await adopt_user_language()`, the lookup is awaited (at most `LOOKUP_WAIT` seconds) and
-the user's language and time zone become current for the rest of that listener's task. A
-post the whole channel reads is written inside `with in_channel_language():`; a time shown
-to the user goes through `user_time`.
+the user's language and time zone become current for the rest of that listener's task.
+`/crm` adopts it first thing in the task that races the ack budget (so a quick lookup is
+answered in the ack itself, a slow one in the follow-up); an event's listener adopts it
+itself (bolt acks events before the listener runs). A post the whole channel reads is
+written inside `with in_channel_language():`; a time shown to the user goes through
+`user_time`.
 """
 
 from __future__ import annotations
@@ -52,9 +55,9 @@ FAILED_CACHE_SECONDS = 60.0
 meanwhile the user is answered in the workspace's language."""
 MAX_USERS = 10_000
 """Users remembered at most (least recently asked about are forgotten first)."""
-LOOKUP_WAIT = 2.0
+LOOKUP_WAIT = 1.0
 """Seconds a listener waits, after its ack, for a user's `users.info`; then the
-workspace's language is used for that request."""
+workspace's language is used for that request (a modal's trigger lasts 3 s in all)."""
 
 CHINESE_SUBCOMMANDS: dict[str, str] = {
     "帮助": "help",

@@ -47,9 +47,11 @@ def register(app: typer.Typer) -> None:
 
 def doctor(
     *,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help=marked("print the report as JSON"))
+    ] = False,
     env_file: Annotated[
-        Path, typer.Option("--env-file", help="settings file read after the environment")
+        Path, typer.Option("--env-file", help=marked("settings file read after the environment"))
     ] = Path(".env"),
 ) -> None:
     """Check each configured vendor: settings complete, and one harmless read answered."""

@@ -16,6 +16,7 @@ import typer
 
 from tools.catalog import VENDORS, Vendor
 from tools.exit_codes import failures_as_exit_codes
+from tools.i18n import marked
 from tools.lookup import explain_error, render_text
 
 
@@ -25,13 +26,15 @@ def register(app: typer.Typer) -> None:
 
 
 def errors(
-    code: Annotated[str, typer.Argument(help="the vendor's error code, or words of its message")],
+    code: Annotated[
+        str, typer.Argument(help=marked("the vendor's error code, or words of its message"))
+    ],
     vendor: Annotated[
         str | None,
         typer.Option(help=f"only this vendor: {', '.join(VENDORS)}"),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="print the result as JSON (for scripts)")
+        bool, typer.Option("--json", help=marked("print the result as JSON (for scripts)"))
     ] = False,
 ) -> None:
     """Explain a vendor error code: its meaning (zh, en) and what to do."""

@@ -82,35 +82,45 @@ def register(app: typer.Typer) -> None:
 
 
 def import_file(
-    file: Annotated[Path, typer.Argument(help="CSV (UTF-8 or GB18030, BOM or not), XLSX or JSONL")],
+    file: Annotated[
+        Path, typer.Argument(help=marked("CSV (UTF-8 or GB18030, BOM or not), XLSX or JSONL"))
+    ],
     *,
-    vendor: Annotated[ImportVendorChoice, typer.Option(help="where to import")],
+    vendor: Annotated[ImportVendorChoice, typer.Option(help=marked("where to import"))],
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="check every row and show what would be sent")
+        bool, typer.Option("--dry-run", help=marked("check every row and show what would be sent"))
     ] = False,
     resume: Annotated[
-        bool, typer.Option("--resume", help="continue an interrupted import of this file")
+        bool, typer.Option("--resume", help=marked("continue an interrupted import of this file"))
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help=marked("print the report as JSON"))
+    ] = False,
     rejects: Annotated[
-        Path | None, typer.Option("--rejects", help="write every row not imported to this CSV")
+        Path | None,
+        typer.Option("--rejects", help=marked("write every row not imported to this CSV")),
     ] = None,
     mapping: Annotated[
         list[str] | None,
-        typer.Option("--map", help="HEADER=FIELD: the vendor field a column fills (repeatable)"),
+        typer.Option(
+            "--map", help=marked("HEADER=FIELD: the vendor field a column fills (repeatable)")
+        ),
     ] = None,
-    sheet: Annotated[str | None, typer.Option(help="XLSX: the sheet (default: the first)")] = None,
+    sheet: Annotated[
+        str | None, typer.Option(help=marked("XLSX: the sheet (default: the first)"))
+    ] = None,
     concurrency: Annotated[
-        int, typer.Option(min=1, max=64, help="requests in flight (the rate limit still holds)")
+        int,
+        typer.Option(min=1, max=64, help=marked("requests in flight (the rate limit still holds)")),
     ] = 16,
     env_file: Annotated[
-        Path, typer.Option("--env-file", help="settings file read after the environment")
+        Path, typer.Option("--env-file", help=marked("settings file read after the environment"))
     ] = Path(".env"),
     metrics_file: Annotated[
         Path | None,
         typer.Option(
             "--metrics-file",
-            help="write the run's metrics here at the end (node_exporter textfile format)",
+            help=marked("write the run's metrics here at the end (node_exporter textfile format)"),
         ),
     ] = None,
 ) -> None:

@@ -20,6 +20,7 @@ import typer
 
 from server.mcp_server import build_server, parse_tool_names
 from tools.exit_codes import failures_as_exit_codes
+from tools.i18n import marked
 from tools.observability.logs import configure_logging
 from tools.policy import policy_from_settings
 from tools.services import Services
@@ -34,27 +35,29 @@ def register(app: typer.Typer) -> None:
 def mcp(
     *,
     http: Annotated[
-        bool, typer.Option("--http", help="serve streamable HTTP at /mcp instead of stdio")
+        bool, typer.Option("--http", help=marked("serve streamable HTTP at /mcp instead of stdio"))
     ] = False,
-    host: Annotated[str, typer.Option(help="HTTP: address to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP: port to bind", min=1, max=65535)] = 8000,
+    host: Annotated[str, typer.Option(help=marked("HTTP: address to bind"))] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help=marked("HTTP: port to bind"), min=1, max=65535)] = 8000,
     allow_host: Annotated[
         list[str] | None,
         typer.Option(
             "--allow-host",
-            help="HTTP: another Host name clients use to reach this server (repeatable)",
+            help=marked("HTTP: another Host name clients use to reach this server (repeatable)"),
         ),
     ] = None,
     read_only: Annotated[
         bool,
-        typer.Option("--read-only", help="serve only tools that change nothing (CRMOPS_READ_ONLY)"),
+        typer.Option(
+            "--read-only", help=marked("serve only tools that change nothing (CRMOPS_READ_ONLY)")
+        ),
     ] = False,
     tools: Annotated[
         str | None,
-        typer.Option(help="comma-separated tool names to serve (CRMOPS_TOOLS)"),
+        typer.Option(help=marked("comma-separated tool names to serve (CRMOPS_TOOLS)")),
     ] = None,
     env_file: Annotated[
-        Path, typer.Option("--env-file", help="settings file read after the environment")
+        Path, typer.Option("--env-file", help=marked("settings file read after the environment"))
     ] = Path(".env"),
 ) -> None:
     """Serve the crmops tools over MCP: stdio by default, or HTTP with --http."""

@@ -146,6 +146,32 @@ def marked(message: str) -> str:
     return message
 
 
+class Phrase(str):
+    """A sentence that is English as a `str` (for logs, the audit log, MCP) and can still be
+    shown to a person in their language:
+
+        reason = Phrase(marked("`/crm {command}` is switched off."), command="ticket")
+        str(reason)       # English, always: what the audit log records
+        shown(reason)     # in the current locale: what the user reads
+    """
+
+    message: str
+    values: dict[str, object]
+
+    def __new__(cls, message: str, /, **values: object) -> Phrase:
+        phrase = super().__new__(cls, message.format(**values) if values else message)
+        phrase.message = message
+        phrase.values = values
+        return phrase
+
+
+def shown(text: str) -> str:
+    """`text` for a person: a `Phrase` in the current locale, any other text as it is."""
+    if not isinstance(text, Phrase):
+        return text
+    return translations(_current.get()).gettext(text.message).format(**text.values)
+
+
 def local_time(moment: datetime) -> str:
     """`moment` for a person at this machine: in the system's time zone, to the minute, with
     the zone's offset (`2025-01-31 14:05+08:00`); a naive `moment` is shown as it is."""

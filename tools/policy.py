@@ -37,6 +37,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tools.errors import AccessDeniedError
+from tools.i18n import Phrase, marked
 from tools.identity import STATIC_TOKEN_SUBJECT, Principal
 from tools.services import Services
 from tools.settings import read_settings
@@ -295,18 +296,27 @@ class Policy:
         self, principal: Principal, command: str, *, writes: bool
     ) -> str | None:
         rule = self.slack.rule_for(command, writes=writes)
+        # Phrases: English in the audit log, the user's language where the bot shows them.
         if rule.closed:
-            return (
-                f"`/crm {command}` is switched off: an admin sets CRMOPS_SLACK_WRITE_USERS "
-                "or CRMOPS_SLACK_WRITE_USERGROUPS to allow it."
+            return Phrase(
+                marked(
+                    "`/crm {command}` is switched off: an admin sets CRMOPS_SLACK_WRITE_USERS "
+                    "or CRMOPS_SLACK_WRITE_USERGROUPS to allow it."
+                ),
+                command=command,
             )
         if rule.channels and principal.channel not in rule.channels:
             where = ", ".join(f"<#{channel}>" for channel in sorted(rule.channels))
-            return f"`/crm {command}` can only be run in {where}."
+            return Phrase(
+                marked("`/crm {command}` can only be run in {where}."), command=command, where=where
+            )
         if not await self._slack_user_allowed(rule, principal):
-            return (
-                f"You are not allowed to run `/crm {command}`; ask an admin to add you to "
-                "its users or user groups."
+            return Phrase(
+                marked(
+                    "You are not allowed to run `/crm {command}`; ask an admin to add you to "
+                    "its users or user groups."
+                ),
+                command=command,
             )
         return None
 

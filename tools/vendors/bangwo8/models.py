@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from tools.errors import InputError, Problem
+from tools.i18n import tr
 from tools.text import check_text
 
 CHINA_TIME = timezone(timedelta(hours=8))
@@ -143,11 +144,16 @@ class TicketCreate(BaseModel):
     def _subject_is_a_title(cls, value: str) -> str:
         text = value.strip()
         if not text:
-            raise ValueError(f"must not be blank: give the ticket a title (1-{SUBJECT_MAX} chars)")
+            raise ValueError(
+                tr("must not be blank: give the ticket a title (1-{most} chars)", most=SUBJECT_MAX)
+            )
         if len(text) > SUBJECT_MAX:
             raise ValueError(
-                f"is {len(text)} characters; shorten it to {SUBJECT_MAX} and put the rest in "
-                "the message"
+                tr(
+                    "is {length} characters; shorten it to {most} and put the rest in the message",
+                    length=len(text),
+                    most=SUBJECT_MAX,
+                )
             )
         return text
 
@@ -155,9 +161,11 @@ class TicketCreate(BaseModel):
     @classmethod
     def _message_is_text(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("must not be blank: write the customer's request (ticketReply)")
+            raise ValueError(tr("must not be blank: write the customer's request (ticketReply)"))
         if len(value) > TEXT_MAX:
-            raise ValueError(f"is {len(value)} characters; the limit is {TEXT_MAX}")
+            raise ValueError(
+                tr("is {length} characters; the limit is {most}", length=len(value), most=TEXT_MAX)
+            )
         return value
 
     def wire(self) -> dict[str, Any]:
@@ -176,7 +184,7 @@ def validate_ticket(data: TicketCreate | Mapping[str, Any]) -> TicketCreate:
     try:
         return TicketCreate.model_validate(data)
     except ValidationError as exc:
-        raise InputError(problems_of(exc), summary="the ticket cannot be created") from exc
+        raise InputError(problems_of(exc), summary=tr("the ticket cannot be created")) from exc
 
 
 def problems_of(error: ValidationError) -> list[Problem]:
