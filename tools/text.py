@@ -24,6 +24,8 @@ import unicodedata
 from collections.abc import Iterable
 from typing import IO
 
+from tools.i18n import tr
+
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
 # `=` then anything but `=` or a space (so "=== 标题 ===" is fine), or `+ - @` then a
 # function call or DDE (`+SUM(`, `@cmd|`): what Excel runs from a cell.
@@ -34,15 +36,18 @@ def text_problem(value: str) -> str | None:
     """Why `value` may not be sent as text (what it holds and the fix), or None if it may."""
     for position, char in enumerate(value):
         if char not in _ALLOWED_CONTROLS and unicodedata.category(char) == "Cc":
-            return (
-                f"holds the control character U+{ord(char):04X} at position {position}: "
-                "remove it (only tabs and line breaks are allowed)"
+            return tr(
+                "holds the control character {character} at position {position}: "
+                "remove it (only tabs and line breaks are allowed)",
+                character="U+" + format(ord(char), "04X"),
+                position=position,
             )
     if _FORMULA.match(value):
-        return (
-            f"starts like a spreadsheet formula ({value.strip()[:20]!r}...), which would run "
+        return tr(
+            "starts like a spreadsheet formula ({start}...), which would run "
             "when a CRM export is opened in Excel: remove the leading '=' (or '+', '-', '@') "
-            "or type the text itself"
+            "or type the text itself",
+            start=repr(value.strip()[:20]),
         )
     return None
 

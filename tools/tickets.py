@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, ValidationError
 
 from tools.errors import CrmopsError, InputError, VendorUnavailableError
+from tools.i18n import tr
 from tools.services import Services
 from tools.storage.audit import Actor, AuditEntry, AuditLog, Outcome
 from tools.table import CREATE_TICKET, MAX_TICKETS_PER_PAGE
@@ -286,7 +287,7 @@ async def list_tickets(
             updated_order=updated_order,
         )
     except ValidationError as exc:
-        raise InputError(problems_of(exc), summary="invalid ticket filters") from exc
+        raise InputError(problems_of(exc), summary=tr("invalid ticket filters")) from exc
     result = await services.bangwo8.list_tickets(page=page, per_page=limit, filters=filters)
     return TicketList(
         tickets=[TicketInfo.of(ticket) for ticket in result.tickets[:limit]],

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from tools.errors import InputError, Problem
+from tools.i18n import marked, tr
 from tools.vendors.socialepoch.models import SocialEpochCustomer
 from tools.vendors.xiaolanben.models import XiaolanbenContact, XiaolanbenCustomer, is_custom_field
 
@@ -167,12 +168,16 @@ class ColumnMap:
                 [
                     Problem(
                         "columns",
-                        f"more than {MAX_UNMATCHED_COLUMNS} different columns match no field "
-                        f"({shown}, ...): rename them to field names, map them "
-                        "(--map 'HEADER=FIELD') or leave them out",
+                        tr(
+                            "more than {most} different columns match no field ({shown}, ...): "
+                            "rename them to field names, map them (--map 'HEADER=FIELD') or "
+                            "leave them out",
+                            most=MAX_UNMATCHED_COLUMNS,
+                            shown=shown,
+                        ),
                     )
                 ],
-                summary="too many unknown columns",
+                summary=marked("too many unknown columns"),
             )
         self.unmatched.append(header)
 

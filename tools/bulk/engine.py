@@ -53,6 +53,7 @@ from tools.bulk.run import RowCallbacks, RunScope
 from tools.bulk.sending import CHUNKS_AHEAD, DEFAULT_CONCURRENCY, Sender
 from tools.bulk.targets import ImportTarget, import_target
 from tools.errors import ConfigurationError, InputError, Problem
+from tools.i18n import tr
 from tools.observability.calls import ImportObserver
 from tools.services import Services
 from tools.storage.audit import Actor
@@ -104,7 +105,7 @@ async def bulk_import(
     vendor's `AuthenticationError`/`RequestRejectedError` (rows stay resumable).
     """
     if concurrency < 1:
-        raise InputError([Problem("concurrency", "must be at least 1")])
+        raise InputError([Problem("concurrency", tr("must be at least 1"))])
     options = _Options(
         vendor,
         source,
@@ -255,18 +256,30 @@ async def _check_earlier(
         return None  # planned before, never sent: nothing to resume
     unsettled = counts.pending + counts.sent
     if unsettled == 0 and earlier.planned:
-        return f"this file was already imported ({earlier.runs} run(s)); nothing left to send"
+        return tr(
+            "this file was already imported ({runs} run(s)); nothing left to send",
+            runs=earlier.runs,
+        )
     if resume:
         return None
-    left = f"{unsettled} left" if earlier.planned else "the rest of the file not yet read"
+    left = (
+        tr("{count} left", count=unsettled)
+        if earlier.planned
+        else tr("the rest of the file not yet read")
+    )
     raise InputError(
         [
             Problem(
                 "resume",
-                f"{source.name} was partly imported into this account ({counts.settled} of "
-                f"{counts.valid} rows settled, {left}): rerun with --resume (resume=True) to "
-                "send only the rest",
+                tr(
+                    "{file} was partly imported into this account ({settled} of {valid} rows "
+                    "settled, {left}): rerun with --resume (resume=True) to send only the rest",
+                    file=source.name,
+                    settled=counts.settled,
+                    valid=counts.valid,
+                    left=left,
+                ),
             )
         ],
-        summary="this import was started before",
+        summary=tr("this import was started before"),
     )

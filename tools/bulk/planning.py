@@ -177,7 +177,11 @@ class Planner:
         return Rejection(
             row.number,
             self.scope.target.identity_field,
-            f"same customer as row {earlier} ({row.identity}): the vendor keeps one, so merge "
-            "the two rows",
+            tr(
+                "same customer as row {earlier} ({identity}): the vendor keeps one, so merge "
+                "the two rows",
+                earlier=earlier,
+                identity=row.identity,
+            ),
             row.identity,
         )

@@ -79,6 +79,7 @@ _SNIFF_BYTES = 1 << 16
 _XML_PROLOG_BYTES = 1 << 16
 _HEADER_ROW = 1
 _UNREADABLE = marked("cannot read the input file")
+_TOO_DEEP = marked("nested more than {most} levels deep")
 
 
 @dataclass(frozen=True)
@@ -190,23 +191,33 @@ def open_input(path: Path) -> IO[bytes]:
 def _check_opened(descriptor: int, path: Path) -> None:
     info = os.fstat(descriptor)
     if not stat.S_ISREG(info.st_mode):
-        raise _unreadable(f"{path} is {_file_kind(info.st_mode)}, not a file: give a file")
+        raise _unreadable(
+            tr(
+                "{path} is {kind}, not a file: give a file",
+                path=path,
+                kind=tr(_file_kind(info.st_mode)),
+            )
+        )
     if info.st_size > MAX_FILE_BYTES:
         raise _unreadable(
-            f"{path} is {info.st_size:,} bytes; crmops reads at most {MAX_FILE_BYTES:,}: "
-            "split it into smaller files"
+            tr(
+                "{path} is {size} bytes; crmops reads at most {most}: split it into smaller files",
+                path=path,
+                size=format(info.st_size, ","),
+                most=format(MAX_FILE_BYTES, ","),
+            )
         )
 
 
 def _file_kind(mode: int) -> str:
     kinds = {
-        stat.S_ISDIR: "a folder",
-        stat.S_ISFIFO: "a pipe (FIFO)",
-        stat.S_ISCHR: "a device",
-        stat.S_ISBLK: "a device",
-        stat.S_ISSOCK: "a socket",
+        stat.S_ISDIR: marked("a folder"),
+        stat.S_ISFIFO: marked("a pipe (FIFO)"),
+        stat.S_ISCHR: marked("a device"),
+        stat.S_ISBLK: marked("a device"),
+        stat.S_ISSOCK: marked("a socket"),
     }
-    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+    return next((name for test, name in kinds.items() if test(mode)), marked("not a regular file"))
 
 
 def _unreadable(message: str) -> InputError:
@@ -247,8 +258,12 @@ class _Lines:
         self.number += 1
         if len(line.rstrip("\r\n")) > MAX_LINE_CHARS:
             raise _unreadable(
-                f"line {self.number} is longer than {MAX_LINE_CHARS:,} characters: "
-                "is this really a text file of rows?"
+                tr(
+                    "line {number} is longer than {most} characters: "
+                    "is this really a text file of rows?",
+                    number=self.number,
+                    most=format(MAX_LINE_CHARS, ","),
+                )
             )
         return line
 
@@ -265,7 +280,7 @@ def _text_lines(path: Path, encoding: str | None = None) -> Iterator[_Lines]:
                 yield _Lines(handle)
             except UnicodeDecodeError as exc:
                 raise _unreadable(
-                    f"the text is not {encoding} throughout: save it as UTF-8"
+                    tr("the text is not {encoding} throughout: save it as UTF-8", encoding=encoding)
                 ) from exc
 
 
@@ -283,7 +298,9 @@ def _csv_rows(path: Path, delimiter: str) -> Iterator[SourceRow]:
                     yield row
                 started = lines.number + 1
         except csv.Error as exc:
-            raise _unreadable(f"line {lines.number}: {_csv_problem(exc)}") from None
+            raise _unreadable(
+                tr("line {number}: {problem}", number=lines.number, problem=_csv_problem(exc))
+            ) from None
 
 
 def _spanning(
@@ -300,17 +317,24 @@ def _spanning(
             first, last = lines
             return SourceRow(
                 row.number,
-                error=f"a quoted field runs from line {first} to line {last} and holds what "
-                f'look like rows of their own: is a quote (") on line {first} not closed? '
-                "Close or remove it; the rows inside were not read",
+                error=tr(
+                    "a quoted field runs from line {first} to line {last} and holds what "
+                    'look like rows of their own: is a quote (") on line {first} not closed? '
+                    "Close or remove it; the rows inside were not read",
+                    first=first,
+                    last=last,
+                ),
             )
     return row
 
 
 def _csv_problem(error: csv.Error) -> str:
     if "field limit" in str(error):
-        return f"a field is longer than {MAX_FIELD_CHARS:,} characters: shorten it"
-    return f"{error}: check the quotes"
+        return tr(
+            "a field is longer than {most} characters: shorten it",
+            most=format(MAX_FIELD_CHARS, ","),
+        )
+    return tr("{error}: check the quotes", error=error)
 
 
 # What openpyxl raises for a damaged workbook: a part missing (KeyError), a shared string
@@ -353,12 +377,23 @@ def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[SourceRow]:
 def _worksheet(book: Any, sheet: str | None) -> Any:
     if sheet is not None and sheet not in book.sheetnames:
         raise InputError(
-            [Problem("sheet", f"no sheet {sheet!r}; the sheets are {book.sheetnames}")],
+            [
+                Problem(
+                    "sheet",
+                    tr(
+                        "no sheet {sheet}; the sheets are {sheets}",
+                        sheet=repr(sheet),
+                        sheets=book.sheetnames,
+                    ),
+                )
+            ],
             summary=_UNREADABLE,
         )
     worksheet = book[sheet] if sheet is not None else book.worksheets[0]
     if (worksheet.max_row or 0) > MAX_ROWS:
-        raise _too_big(f"the sheet ({worksheet.max_row:,} rows, its dimension says)")
+        raise _too_big(
+            tr("the sheet ({rows} rows, its dimension says)", rows=format(worksheet.max_row, ","))
+        )
     # Read each row as long as it is, not padded to the width the sheet claims.
     worksheet.reset_dimensions()
     return worksheet
@@ -372,7 +407,7 @@ def _sheet_rows(worksheet: Any, path: Path) -> Iterator[SourceRow]:
     for offset, cells in enumerate(values, start=_HEADER_ROW + 1):
         cells_read += len(cells) + 1  # a blank row costs its reading too
         if offset > MAX_ROWS or cells_read > MAX_CELLS:
-            raise _too_big("the sheet")
+            raise _too_big(tr("the sheet"))
         row = _row(offset, header, [_cell(value) for value in cells])
         if row is not None:
             yield row
@@ -380,16 +415,25 @@ def _sheet_rows(worksheet: Any, path: Path) -> Iterator[SourceRow]:
 
 def _too_big(where: str) -> InputError:
     return _unreadable(
-        f"{where} has more than {MAX_ROWS:,} rows or {MAX_CELLS:,} cells, blank ones "
-        "included, which is all crmops reads: delete the empty rows below the data, or split it"
+        tr(
+            "{where} has more than {rows} rows or {cells} cells, blank ones included, which "
+            "is all crmops reads: delete the empty rows below the data, or split it",
+            where=where,
+            rows=format(MAX_ROWS, ","),
+            cells=format(MAX_CELLS, ","),
+        )
     )
 
 
 def _damaged(path: Path, error: Exception) -> InputError:
     detail = f" ({type(error).__name__}: {error})" if str(error) else f" ({type(error).__name__})"
     return _unreadable(
-        f"{path.name} is a damaged XLSX file{detail}: open it in Excel and save it again, or "
-        "save it as CSV"
+        tr(
+            "{name} is a damaged XLSX file{detail}: open it in Excel and save it again, or "
+            "save it as CSV",
+            name=path.name,
+            detail=detail,
+        )
     )
 
 
@@ -400,16 +444,24 @@ def _check_archive(handle: IO[bytes], path: Path) -> None:
         archive = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, OSError):
         raise _unreadable(
-            f"{path.name} is not an XLSX file (not a zip archive): save it from Excel as "
-            ".xlsx, or as CSV"
+            tr(
+                "{name} is not an XLSX file (not a zip archive): save it from Excel as "
+                ".xlsx, or as CSV",
+                name=path.name,
+            )
         ) from None
     with archive:
         parts = archive.infolist()
         unpacked = sum(part.file_size for part in parts)
         if unpacked > MAX_XLSX_BYTES:
             raise _unreadable(
-                f"{path.name} unpacks to {unpacked:,} bytes; crmops reads at most "
-                f"{MAX_XLSX_BYTES:,}: delete the empty rows below the data, or save it as CSV"
+                tr(
+                    "{name} unpacks to {size} bytes; crmops reads at most {most}: delete the "
+                    "empty rows below the data, or save it as CSV",
+                    name=path.name,
+                    size=format(unpacked, ","),
+                    most=format(MAX_XLSX_BYTES, ","),
+                )
             )
         try:
             for part in parts:
@@ -422,8 +474,12 @@ def _check_archive(handle: IO[bytes], path: Path) -> None:
 def _check_part(archive: zipfile.ZipFile, part: zipfile.ZipInfo, path: Path) -> None:
     if part.filename.endswith((".xml", ".rels")) and _has_dtd(archive, part):
         raise _unreadable(
-            f"{path.name}: its part {part.filename} has a DTD (<!DOCTYPE>), which Excel "
-            "never writes and crmops does not read: save it again from Excel"
+            tr(
+                "{name}: its part {part} has a DTD (<!DOCTYPE>), which Excel never writes "
+                "and crmops does not read: save it again from Excel",
+                name=path.name,
+                part=part.filename,
+            )
         )
     if part.filename.startswith(_COUNTED_PARTS):
         _check_counts(archive, part)
@@ -488,18 +544,20 @@ def _json_row(number: int, line: str) -> SourceRow:
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
-        return SourceRow(number, error=f"not JSON ({exc.msg} at column {exc.colno})")
+        return SourceRow(
+            number, error=tr("not JSON ({why} at column {column})", why=exc.msg, column=exc.colno)
+        )
     except RecursionError:
-        return SourceRow(number, error=f"nested more than {MAX_JSON_DEPTH} levels deep")
+        return SourceRow(number, error=tr(_TOO_DEEP, most=MAX_JSON_DEPTH))
     if not isinstance(value, dict):
-        return SourceRow(number, error="each line must be a JSON object of fields")
+        return SourceRow(number, error=tr("each line must be a JSON object of fields"))
     return _fields_row(number, value)
 
 
 def _record_rows(records: Records) -> Iterator[SourceRow]:
     for number, record in enumerate(records.items, start=1):
         if not isinstance(record, Mapping):
-            yield SourceRow(number, error="each record must be an object of fields")
+            yield SourceRow(number, error=tr("each record must be an object of fields"))
             continue
         yield _fields_row(number, record)
 
@@ -508,7 +566,14 @@ def _fields_row(number: int, record: Mapping[Any, Any]) -> SourceRow:
     """A JSON line's or a record's row, or its error: too many fields, nested too deep, or
     a number that is not one (NaN, Infinity, 1e999)."""
     if len(record) > MAX_COLUMNS:
-        return SourceRow(number, error=f"{len(record):,} fields; at most {MAX_COLUMNS:,}")
+        return SourceRow(
+            number,
+            error=tr(
+                "{count} fields; at most {most}",
+                count=format(len(record), ","),
+                most=format(MAX_COLUMNS, ","),
+            ),
+        )
     problem = _value_problem(record)
     if problem is not None:
         return SourceRow(number, error=problem)
@@ -521,11 +586,15 @@ def _value_problem(record: Mapping[Any, Any]) -> str | None:
     while stack:
         name, value, depth = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):
-            return f"{name}: {value} is not a number a vendor takes: give digits, or leave it out"
+            return tr(
+                "{name}: {value} is not a number a vendor takes: give digits, or leave it out",
+                name=name,
+                value=value,
+            )
         children: Any = value.values() if isinstance(value, Mapping) else value
         if isinstance(value, Mapping | list | tuple):
             if depth >= MAX_JSON_DEPTH:
-                return f"{name}: nested more than {MAX_JSON_DEPTH} levels deep"
+                return f"{name}: {tr(_TOO_DEEP, most=MAX_JSON_DEPTH)}"
             stack.extend((name, child, depth + 1) for child in children)
     return None
 
@@ -537,12 +606,24 @@ def _header(values: list[Any] | None, path: Path) -> list[str]:
     if any("\0" in name for name in names):
         # A NUL in a cell is that row's problem; in the header, the file is not text.
         raise _unreadable(
-            f"{path.name}: the header holds NUL characters, so this is not a text file of "
-            "rows (UTF-16? save it as CSV UTF-8)"
+            tr(
+                "{name}: the header holds NUL characters, so this is not a text file of "
+                "rows (UTF-16? save it as CSV UTF-8)",
+                name=path.name,
+            )
         )
     if len(names) > MAX_COLUMNS:
         raise InputError(
-            [Problem("header", f"{len(names):,} columns; crmops reads at most {MAX_COLUMNS:,}")],
+            [
+                Problem(
+                    "header",
+                    tr(
+                        "{count} columns; crmops reads at most {most}",
+                        count=format(len(names), ","),
+                        most=format(MAX_COLUMNS, ","),
+                    ),
+                )
+            ],
             summary=_UNREADABLE,
         )
     problems = []
@@ -565,7 +646,12 @@ def _row(number: int, header: list[str], values: list[Any]) -> SourceRow | None:
     if all(_blank(value) for value in values):
         return None
     if len(values) > len(header) and any(not _blank(v) for v in values[len(header) :]):
-        return SourceRow(number, error=f"{len(values)} cells but only {len(header)} columns")
+        return SourceRow(
+            number,
+            error=tr(
+                "{cells} cells but only {columns} columns", cells=len(values), columns=len(header)
+            ),
+        )
     cells = {
         name: value
         for name, value in zip(header, values, strict=False)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from tools.bulk.columns import CONTACTS, BulkVendor
 from tools.bulk.readers import FileFormat
 from tools.errors import InputError, Problem
+from tools.i18n import marked, tr
 from tools.models import RecordOutcome
 from tools.services import Services
 from tools.vendors.socialepoch.client import SocialEpochClient
@@ -123,8 +124,10 @@ class SocialEpochTarget:
                     [
                         Problem(
                             "agentAccount",
-                            "no agent owns this customer: fill the column or set "
-                            "SOCIALEPOCH_AGENT_ACCOUNT",
+                            tr(
+                                "no agent owns this customer: fill the column or set "
+                                "SOCIALEPOCH_AGENT_ACCOUNT"
+                            ),
                         )
                     ]
                 )
@@ -169,13 +172,15 @@ class XiaolanbenTarget:
             [
                 Problem(
                     name,
-                    "matches no Xiaolanben field: rename the column to a field name "
-                    "(customerName, entName, contact.phone, customizeField.<id>, ...) "
-                    "or map it (--map 'HEADER=FIELD')",
+                    tr(
+                        "matches no Xiaolanben field: rename the column to a field name "
+                        "(customerName, entName, contact.phone, customizeField.<id>, ...) "
+                        "or map it (--map 'HEADER=FIELD')"
+                    ),
                 )
                 for name in unknown
             ],
-            summary="unknown columns",
+            summary=marked("unknown columns"),
         )
 
     def identity_of(self, record: Mapping[str, Any]) -> str:
@@ -186,8 +191,10 @@ class XiaolanbenTarget:
         phone_problems = [
             Problem(
                 f"{CONTACTS}[{position}].phone",
-                "a contact needs a phone: the vendor matches contacts by phone, so a resend "
-                "after a lost answer would add one without a phone twice",
+                tr(
+                    "a contact needs a phone: the vendor matches contacts by phone, so a "
+                    "resend after a lost answer would add one without a phone twice"
+                ),
             )
             for position in no_phone
         ]
@@ -242,7 +249,7 @@ def _with_contact_id(contact: object) -> object:
 
 def _refuse_batch_only_fields(customer: SocialEpochCustomer) -> None:
     problems = [
-        Problem(field, "only the batch import takes it: set SOCIALEPOCH_IMPORT_API=batch")
+        Problem(field, tr("only the batch import takes it: set SOCIALEPOCH_IMPORT_API=batch"))
         for field, value in (
             ("agentAccount", customer.agent_account),
             ("cancelTabName", customer.cancel_tab_name),

@@ -35,7 +35,8 @@ from pydantic import (
 )
 
 from tools.errors import InputError, Problem
-from tools.i18n import tr
+from tools.i18n import marked, tr
+from tools.models import validation_message
 from tools.text import check_text
 
 CHINA_TIME = timezone(timedelta(hours=8))
@@ -56,28 +57,46 @@ PER_PAGE_MAX = 100  # 004: "建议不要超过100条"; the default page is 100 a
 
 
 def _code(value: object) -> int | str:
-    hint = "a whole number >= 0 (e.g. 1) or a text code; 004 lists no values"
-    return _checked(value, what="code", hint=hint, minimum=0)
+    hint = marked("a whole number >= 0 (e.g. 1) or a text code; 004 lists no values")
+    return _checked(value, what=marked("code"), hint=hint, minimum=0)
 
 
 def _user_id(value: object) -> int | str:
-    return _checked(value, what="user id", hint="the Bangwo8 user's number, e.g. 30001", minimum=1)
+    hint = marked("the Bangwo8 user's number, e.g. 30001")
+    return _checked(value, what=marked("user id"), hint=hint, minimum=1)
 
 
 def _key(value: object) -> int | str:
-    return _checked(value, what="key", hint="the field's key as set in the console", minimum=None)
+    hint = marked("the field's key as set in the console")
+    return _checked(value, what=marked("key"), hint=hint, minimum=None)
 
 
 def _checked(value: object, *, what: str, hint: str, minimum: int | None) -> int | str:
-    """`value` if it is an int >= `minimum` (None: no ints) or a non-blank short text."""
+    """`value` if it is an int >= `minimum` (None: no ints) or a non-blank short text;
+    `what` and `hint` are English ids (`marked`), translated when the problem is raised."""
     if isinstance(value, int) and not isinstance(value, bool) and minimum is not None:
         if value >= minimum:
             return value
-        raise ValueError(f"{value} is below {minimum}: give {hint}")
+        raise ValueError(
+            tr(
+                "{value} is below {minimum}: give {hint}",
+                value=value,
+                minimum=minimum,
+                hint=tr(hint),
+            )
+        )
     if isinstance(value, str) and 0 < len(value.strip()) <= CODE_MAX:
         return value.strip()
     # pydantic reports only a ValueError as a validation problem, so never a TypeError.
-    raise ValueError(f"{value!r} is not a {what}: give {hint} (at most {CODE_MAX} characters)")
+    raise ValueError(
+        tr(
+            "{value} is not a {what}: give {hint} (at most {most} characters)",
+            value=repr(value),
+            what=tr(what),
+            hint=tr(hint),
+            most=CODE_MAX,
+        )
+    )
 
 
 Code = Annotated[int | str, BeforeValidator(_code)]
@@ -192,8 +211,7 @@ def problems_of(error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors(include_url=False):
         field = ".".join(str(part) for part in item["loc"]) or "input"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        problems.append(Problem(field=field, message=message))
+        problems.append(Problem(field=field, message=validation_message(item)))
     return problems
 
 
@@ -294,7 +312,7 @@ class TicketFilters(BaseModel):
         for name in ("created", "updated"):
             start, end = getattr(self, f"{name}_start"), getattr(self, f"{name}_end")
             if start is not None and end is not None and _bound(start, 0) > _bound(end, 1):
-                raise ValueError(f"{name}_start is after {name}_end: swap them")
+                raise ValueError(tr("{name}_start is after {name}_end: swap them", name=name))
         return self
 
     def params(self) -> dict[str, str]:
@@ -327,8 +345,11 @@ def _bound(value: TimeBound, end: int) -> datetime:
             return value.astimezone(CHINA_TIME).replace(tzinfo=None)
         except OverflowError:
             raise ValueError(
-                f"{value.isoformat()} is outside years 1-9999 in China time (UTC+8), which "
-                "the vendor's filters use: give a time within them"
+                tr(
+                    "{time} is outside years 1-9999 in China time (UTC+8), which the vendor's "
+                    "filters use: give a time within them",
+                    time=value.isoformat(),
+                )
             ) from None
     return value
 

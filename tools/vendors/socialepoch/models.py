@@ -29,6 +29,8 @@ from pydantic import (
 )
 
 from tools.errors import InputError, Problem
+from tools.i18n import marked, tr
+from tools.models import validation_message
 from tools.text import check_text, text_problem
 
 BIRTHDAY_FORMAT = "%Y/%m/%d"
@@ -52,7 +54,7 @@ ExtendedValue = str | int | float | bool
 
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_WHATSAPP_HINT = "digits with the country code, e.g. 8618221733141 (86 = China)"
+_WHATSAPP_HINT = marked("digits with the country code, e.g. 8618221733141 (86 = China)")
 
 
 def normalize_whatsapp(value: str) -> str:
@@ -62,9 +64,11 @@ def normalize_whatsapp(value: str) -> str:
     """
     digits = _PHONE_SEPARATORS.sub("", value.strip()).removeprefix("+")
     if not digits.isascii() or not digits.isdigit():
-        raise ValueError(f"{value!r} is not a phone number: give {_WHATSAPP_HINT}")
+        raise ValueError(_not_a_phone_number(value))
     if len(digits) > WHATSAPP_MAX_DIGITS:
-        raise ValueError(f"{value!r} has more than {WHATSAPP_MAX_DIGITS} digits")
+        raise ValueError(
+            tr("{value} has more than {most} digits", value=repr(value), most=WHATSAPP_MAX_DIGITS)
+        )
     # phonenumbers takes ~12 ms to import: paid at the first number checked, not by every
     # process that loads the SocialEpoch client (`crmops mcp` before `tools/list`).
     import phonenumbers  # noqa: PLC0415 - start-up cost
@@ -72,19 +76,29 @@ def normalize_whatsapp(value: str) -> str:
     try:
         number = phonenumbers.parse("+" + digits)
     except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"{value!r} is not a phone number: give {_WHATSAPP_HINT}") from exc
+        raise ValueError(_not_a_phone_number(value)) from exc
     if not phonenumbers.is_valid_number(number):
         raise ValueError(
-            f"{value!r} is not a valid number with its country code: give {_WHATSAPP_HINT}"
+            tr(
+                "{value} is not a valid number with its country code: give {hint}",
+                value=repr(value),
+                hint=tr(_WHATSAPP_HINT),
+            )
         )
     return digits
+
+
+def _not_a_phone_number(value: str) -> str:
+    return tr(
+        "{value} is not a phone number: give {hint}", value=repr(value), hint=tr(_WHATSAPP_HINT)
+    )
 
 
 def _join_tags(value: object) -> object:
     if isinstance(value, list | tuple):
         tags = [str(tag).strip() for tag in value]
         if any("," in tag for tag in tags):
-            raise ValueError("a tag may not contain a comma (tags are sent comma-separated)")
+            raise ValueError(tr("a tag may not contain a comma (tags are sent comma-separated)"))
         return ",".join(tag for tag in tags if tag)
     return value
 
@@ -159,7 +173,13 @@ class SocialEpochCustomer(_CustomerFields):
     def _text_fits(cls, value: str | None, info: ValidationInfo) -> str | None:
         limit = _TEXT_LIMITS[info.field_name or ""]
         if value is not None and len(value) > limit:
-            raise ValueError(f"{len(value)} characters; at most {limit} are accepted")
+            raise ValueError(
+                tr(
+                    "{length} characters; at most {limit} are accepted",
+                    length=len(value),
+                    limit=limit,
+                )
+            )
         return value
 
     @field_validator("whatsapp", mode="after")
@@ -186,14 +206,16 @@ class SocialEpochCustomer(_CustomerFields):
             return value.strftime(BIRTHDAY_FORMAT)
         if not isinstance(value, str):
             # pydantic reports only ValueError as a validation error, so not TypeError
-            raise ValueError("write the birthday as text yyyy/MM/dd or as a date")  # noqa: TRY004
+            raise ValueError(tr("write the birthday as text yyyy/MM/dd or as a date"))  # noqa: TRY004
         text = value.strip().replace("-", "/")
         if not text:
             return None
         try:
             return datetime.strptime(text, BIRTHDAY_FORMAT).date().strftime(BIRTHDAY_FORMAT)
         except ValueError:
-            raise ValueError(f"{value!r} is not a real date: write yyyy/MM/dd") from None
+            raise ValueError(
+                tr("{value} is not a real date: write yyyy/MM/dd", value=repr(value))
+            ) from None
 
     @field_validator("tab_name", "cancel_tab_name", mode="before")
     @classmethod
@@ -204,7 +226,7 @@ class SocialEpochCustomer(_CustomerFields):
     @classmethod
     def _email_looks_valid(cls, value: str | None) -> str | None:
         if value and not _EMAIL.match(value):
-            raise ValueError(f"{value!r} is not an email address")
+            raise ValueError(tr("{value} is not an email address", value=repr(value)))
         return value
 
     @model_validator(mode="after")
@@ -232,21 +254,26 @@ def extended_field_errors(fields: Mapping[str, object]) -> dict[str, str]:
     """
     if len(fields) > MAX_EXTENDED_FIELDS:
         return {
-            "extendedFields": f"{len(fields):,} keys are no standard field (extended fields); "
-            f"a customer has at most {MAX_EXTENDED_FIELDS}: leave out the ones your tenant "
-            "has not configured"
+            "extendedFields": tr(
+                "{count} keys are no standard field (extended fields); a customer has at most "
+                "{most}: leave out the ones your tenant has not configured",
+                count=format(len(fields), ","),
+                most=MAX_EXTENDED_FIELDS,
+            )
         }
     errors = {}
     for name, value in fields.items():
         if not name or len(name) > EXTENDED_FIELD_NAME_MAX:
-            errors[name] = f"an extended field name has 1-{EXTENDED_FIELD_NAME_MAX} characters"
+            errors[name] = tr(
+                "an extended field name has 1-{most} characters", most=EXTENDED_FIELD_NAME_MAX
+            )
         elif not isinstance(value, ExtendedValue):
-            errors[name] = (
-                "an extended field value must be text, a number or true/false, "
-                f"not {type(value).__name__}"
+            errors[name] = tr(
+                "an extended field value must be text, a number or true/false, not {kind}",
+                kind=type(value).__name__,
             )
         elif isinstance(value, float) and not math.isfinite(value):
-            errors[name] = "an extended field value must be a finite number"
+            errors[name] = tr("an extended field value must be a finite number")
         elif isinstance(value, str) and (problem := text_problem(value)) is not None:
             errors[name] = problem
     return errors
@@ -278,7 +305,9 @@ def validate_customers(rows: Sequence[Mapping[str, Any]]) -> list[SocialEpochCus
             problems += problems_of(exc, index)
     problems += duplicate_problems(indexed)
     if problems:
-        raise InputError(sorted(problems, key=_by_index), summary="invalid SocialEpoch customers")
+        raise InputError(
+            sorted(problems, key=_by_index), summary=marked("invalid SocialEpoch customers")
+        )
     return [customer for _, customer in indexed]
 
 
@@ -304,8 +333,12 @@ def duplicate_problems(indexed: Sequence[tuple[int, SocialEpochCustomer]]) -> li
             problems.append(
                 Problem(
                     "whatsApp",
-                    f"{customer.whatsapp} is also record {earlier}; merge the two into one "
-                    "(the vendor keeps one customer per number)",
+                    tr(
+                        "{number} is also record {earlier}; merge the two into one "
+                        "(the vendor keeps one customer per number)",
+                        number=customer.whatsapp,
+                        earlier=earlier,
+                    ),
                     index,
                 )
             )
@@ -323,6 +356,5 @@ def problems_of(error: ValidationError, index: int | None = None) -> list[Proble
         if isinstance(item.get("ctx", {}).get("error"), ExtendedFieldsError):
             continue
         field = ".".join(str(part) for part in item["loc"]) or "record"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        problems.append(Problem(field, message, index))
+        problems.append(Problem(field, validation_message(item), index))
     return problems

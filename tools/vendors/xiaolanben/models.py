@@ -34,6 +34,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from tools.errors import InputError, Problem
 from tools.i18n import marked, tr
+from tools.models import literal_choices, validation_message
 from tools.text import check_text, text_problem
 
 CUSTOM_FIELD_PREFIX = "customizeField."
@@ -69,6 +70,11 @@ def _most(limit: int) -> AfterValidator:
 
 Text30 = Annotated[str, _most(30)]
 
+_TOO_MANY_CUSTOM_FIELDS = marked(
+    "{count} custom fields; at most {limit} are taken: leave out the ones the "
+    "tenant has not configured"
+)
+
 
 class _Record(BaseModel):
     """A body record: vendor names or snake_case, and `customizeField.<id>` extra keys."""
@@ -94,8 +100,7 @@ class _Record(BaseModel):
         if len(self.model_extra or {}) > MAX_CUSTOM_FIELDS:
             raise PydanticCustomError(
                 "too_many_custom_fields",
-                "{count} custom fields; at most {limit} are taken: leave out the ones the "
-                "tenant has not configured",
+                _TOO_MANY_CUSTOM_FIELDS,
                 {"count": len(self.model_extra or {}), "limit": MAX_CUSTOM_FIELDS},
             )
         for key, value in (self.model_extra or {}).items():
@@ -125,10 +130,12 @@ def _ascii_phone_problem(value: str) -> str | None:
     if value.isascii():
         return None
     suggestion = unicodedata.normalize("NFKC", value).strip()
-    hint = f" (i.e. {suggestion!r})" if suggestion.isascii() else ""
-    return (
-        f"{value!r} holds full-width or other non-ASCII characters: type the number with "
-        f"the digits 0-9{hint}, or the vendor would keep it as a second contact"
+    hint = tr(" (i.e. {suggestion})", suggestion=repr(suggestion)) if suggestion.isascii() else ""
+    return tr(
+        "{value} holds full-width or other non-ASCII characters: type the number with "
+        "the digits 0-9{hint}, or the vendor would keep it as a second contact",
+        value=repr(value),
+        hint=hint,
     )
 
 
@@ -189,8 +196,11 @@ class XiaolanbenContact(_Record):
             raise ValueError(problem)
         if not _is_possible_phone(value):
             raise ValueError(
-                f"{value!r} is not a phone number: give a mobile number such as 13912345678 "
-                "(or +8613912345678); put other numbers in tel"
+                tr(
+                    "{value} is not a phone number: give a mobile number such as 13912345678 "
+                    "(or +8613912345678); put other numbers in tel",
+                    value=repr(value),
+                )
             )
         return value
 
@@ -203,7 +213,7 @@ class XiaolanbenContact(_Record):
             except ValueError:
                 valid = False
             if not valid:
-                raise ValueError("use a real date written yyyy-MM-dd, e.g. 1990-05-17")
+                raise ValueError(tr("use a real date written yyyy-MM-dd, e.g. 1990-05-17"))
         return value
 
 
@@ -227,7 +237,7 @@ class XiaolanbenCustomer(_Record):
     @classmethod
     def _name_not_blank(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("must not be blank")
+            raise ValueError(tr("must not be blank"))
         return value
 
     @property
@@ -353,7 +363,7 @@ def _validate_one(
     if isinstance(record, XiaolanbenCustomer):
         customer = record
     elif not isinstance(record, Mapping):
-        return None, [Problem("", "must be an object of customer fields", index)]
+        return None, [Problem("", tr("must be an object of customer fields"), index)]
     else:
         try:
             customer = XiaolanbenCustomer.model_validate(dict(record))
@@ -388,7 +398,9 @@ def _known(key: object, model: type[BaseModel]) -> bool:
 def _unknown(field: str, index: int | None) -> Problem:
     return Problem(
         field,
-        "unknown field; use the vendor's field names, or customizeField.<id> for a custom field",
+        tr(
+            "unknown field; use the vendor's field names, or customizeField.<id> for a custom field"
+        ),
         index,
     )
 
@@ -402,8 +414,12 @@ def _contact_id_clashes(customer: XiaolanbenCustomer, index: int | None) -> list
             problems.append(
                 Problem(
                     f"contacts[{position}].thirdDataId",
-                    f"{contact.third_data_id!r} is already used by contacts[{first}]; "
-                    "the answer maps contacts by this id, so give each contact its own",
+                    tr(
+                        "{id} is already used by contacts[{first}]; the answer maps contacts "
+                        "by this id, so give each contact its own",
+                        id=repr(contact.third_data_id),
+                        first=first,
+                    ),
                     index,
                 )
             )
@@ -424,8 +440,12 @@ def _duplicates(customers: Iterable[XiaolanbenCustomer | None]) -> list[Problem]
             problems.append(
                 Problem(
                     what,
-                    f"same customer as record {first} ({customer.identity!r}); "
-                    "merge the two records or send them in separate calls",
+                    tr(
+                        "same customer as record {first} ({identity}); "
+                        "merge the two records or send them in separate calls",
+                        first=first,
+                        identity=repr(customer.identity),
+                    ),
                     index,
                 )
             )
@@ -433,8 +453,11 @@ def _duplicates(customers: Iterable[XiaolanbenCustomer | None]) -> list[Problem]
             problems.append(
                 Problem(
                     "customerName",
-                    f"record {first_named} has the same customerName; the batch answer is "
-                    "keyed by customerName, so send them in separate calls",
+                    tr(
+                        "record {first} has the same customerName; the batch answer is "
+                        "keyed by customerName, so send them in separate calls",
+                        first=first_named,
+                    ),
                     index,
                 )
             )
@@ -476,11 +499,11 @@ def _message(error: ErrorDetails) -> str:
             length=length,
         )
     if kind == "too_many_custom_fields":
-        return error["msg"]
+        return tr(_TOO_MANY_CUSTOM_FIELDS, count=ctx.get("count"), limit=ctx.get("limit"))
     if kind == "literal_error":
         return tr(
             "must be one of {expected} (got {given})",
-            expected=ctx.get("expected"),
+            expected=literal_choices(str(ctx.get("expected"))),
             given=repr(given),
         )
     if kind == "value_error":
@@ -488,7 +511,7 @@ def _message(error: ErrorDetails) -> str:
     fixed = _FIXED_MESSAGES.get(kind)
     if fixed is not None:
         return tr(fixed, limit=MAX_CONTACTS)
-    return f"{error['msg']} (got {given!r})"
+    return tr("{message} (got {given})", message=validation_message(error), given=repr(given))
 
 
 _FIXED_MESSAGES = {
