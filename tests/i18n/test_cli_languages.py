@@ -122,15 +122,6 @@ def test_lang_after_a_double_dash_is_an_argument() -> None:
 # --- the tool commands against the simulators ------------------------------------------
 
 
-@pytest.fixture
-def configured(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CRMOPS_DB", str(tmp_path / "crmops.db"))
-    monkeypatch.setenv("CRMOPS_MAX_ATTEMPTS", "1")
-    return sandbox
-
-
 def test_staff_with_a_chinese_lang_is_a_chinese_table(configured: Sandbox) -> None:
     configured.xiaolanben.seed()
     result = in_process("staff", "--limit", "3", LANG="zh_CN.UTF-8")

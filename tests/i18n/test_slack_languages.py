@@ -27,10 +27,10 @@ from tests.bots.conftest import (
     endpoint,
     fake_slack,
     services,
-    sign,
     slack_settings,
     store,
 )
+from tests.bots.test_home import _open_home as open_home
 from tests.bots.test_http import _confirmation_id, _text
 from tests.bots.test_ticket_modal import _message_shortcut
 from tests.bots.test_ticket_modal import _submission as _modal_submission
@@ -279,33 +279,8 @@ async def test_a_channel_post_is_in_crmops_locale(endpoint: SlackEndpoint) -> No
 # --- App Home, and times in the user's zone ------------------------------------------------------
 
 
-async def _home_of(endpoint: SlackEndpoint, user: str) -> dict[str, Any]:
-    body = json.dumps(
-        {
-            "token": "deprecated-verification-token",
-            "team_id": TEAM,
-            "api_app_id": "A0CRMOPS",
-            "type": "event_callback",
-            "event_id": f"Ev{time.monotonic_ns()}",
-            "event_time": int(time.time()),
-            "event": {
-                "type": "app_home_opened",
-                "user": user,
-                "channel": "D0HOME",
-                "tab": "home",
-                "event_ts": f"{time.time():.6f}",
-            },
-        }
-    )
-    response = await endpoint.post(body, sign(body) | {"Content-Type": "application/json"})
-    assert response.status_code == 200
-    await wait_until(lambda: bool(endpoint.fake.calls_to("views.publish")), within=WAIT)
-    raw = endpoint.fake.calls_to("views.publish")[-1].data["view"]
-    return json.loads(raw) if isinstance(raw, str) else dict(raw)
-
-
 async def test_app_home_in_chinese(endpoint: SlackEndpoint) -> None:
-    view = await _home_of(endpoint, ZH)
+    view = await open_home(endpoint, ZH)
     shown = json.dumps(view, ensure_ascii=False)
     for words in ("新建工单", "导入客户", "*你最近的导入*", "*你最近在 crmops 中创建的工单*"):
         assert words in shown

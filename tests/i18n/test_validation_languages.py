@@ -27,15 +27,6 @@ _NO_LANGUAGE: dict[str, str | None] = dict.fromkeys(
 """The language variables, unset (None) unless a test sets one."""
 
 
-@pytest.fixture
-def configured(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CRMOPS_DB", str(tmp_path / "crmops.db"))
-    monkeypatch.setenv("CRMOPS_MAX_ATTEMPTS", "1")
-    return sandbox
-
-
 def _bad_socialepoch_rows(tmp_path: Path) -> Path:
     """A good row, a bad phone, a sex that is no literal, and a row without its phone."""
     source = tmp_path / "customers.csv"
