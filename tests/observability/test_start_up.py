@@ -21,7 +21,7 @@ def test_errors_and_help_load_no_metrics_or_tracing(tmp_path: Path) -> None:
 
 def test_listing_mcp_tools_loads_no_metrics(tmp_path: Path) -> None:
     session = "".join(json.dumps(message) + "\n" for message in MCP_SESSION)
-    modules, stdout = loaded_by(tmp_path, "mcp", stdin=session)
+    modules, stdout = loaded_by(tmp_path, "mcp", stdin=session, answered=2)
     assert json.loads(stdout.splitlines()[-1])["id"] == 2
     assert "prometheus_client" not in packages(modules)
     assert not {m for m in modules if m.startswith(tuple(EXPORTERS))}  # no OTEL_* set

@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO
 
 import pytest
 import typer
@@ -72,8 +74,14 @@ MCP_SESSION = [
 ]
 
 
-def loaded_by(tmp_path: Path, *args: str, stdin: str = "") -> tuple[set[str], str]:
-    """The top-level packages and modules `crmops ARGS` imported, and its stdout."""
+def loaded_by(
+    tmp_path: Path, *args: str, stdin: str = "", answered: int | None = None
+) -> tuple[set[str], str]:
+    """The top-level packages and modules `crmops ARGS` imported, and its stdout.
+
+    `stdin` is written at once; with `answered`, stdin stays open until the JSON-RPC answer
+    of that id came back (an MCP server over stdio ends at end of input, possibly before it
+    answered what it had read), then closes."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -82,19 +90,44 @@ def loaded_by(tmp_path: Path, *args: str, stdin: str = "") -> tuple[set[str], st
     env["PYTHONPATH"] = str(ROOT)
     env["CRMOPS_DB"] = str(tmp_path / "crmops.db")
     out = tmp_path / "modules.json"
-    done = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(out), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=WAIT,
-        check=False,
-    )
-    assert out.exists(), done.stderr
+    errors = tmp_path / "stderr.txt"
+    with (
+        errors.open("w", encoding="utf-8") as stderr,
+        subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(out), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        ) as process,
+    ):
+        assert process.stdin is not None
+        assert process.stdout is not None
+        killer = threading.Timer(WAIT, process.kill)
+        killer.start()
+        try:
+            process.stdin.write(stdin)
+            process.stdin.flush()
+            lines = _lines_until_answer(process.stdout, answered) if answered else []
+            process.stdin.close()
+            stdout = "".join(lines) + process.stdout.read()
+            process.wait()
+        finally:
+            killer.cancel()
+    assert out.exists(), errors.read_text(encoding="utf-8")
     modules: list[str] = json.loads(out.read_text(encoding="utf-8"))
-    return set(modules), done.stdout
+    return set(modules), stdout
+
+
+def _lines_until_answer(stdout: IO[str], answer_id: int) -> list[str]:
+    lines = []
+    for line in stdout:
+        lines.append(line)
+        if json.loads(line).get("id") == answer_id:
+            break
+    return lines
 
 
 def packages(modules: set[str]) -> set[str]:
@@ -148,7 +181,7 @@ def test_an_unknown_command_is_none_of_them() -> None:
 
 def test_mcp_over_stdio_loads_no_sandbox_bulk_engine_or_backends(tmp_path: Path) -> None:
     session = "".join(json.dumps(message) + "\n" for message in MCP_SESSION)
-    modules, stdout = loaded_by(tmp_path, "mcp", stdin=session)
+    modules, stdout = loaded_by(tmp_path, "mcp", stdin=session, answered=2)
     answers = [json.loads(line) for line in stdout.splitlines()]
     assert answers[-1]["id"] == 2
     assert {tool["name"] for tool in answers[-1]["result"]["tools"]} >= {"lookup_error_code"}
