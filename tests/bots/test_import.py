@@ -54,10 +54,13 @@ async def _open_modal(endpoint: SlackEndpoint) -> dict[str, Any]:
     return json.loads(view) if isinstance(view, str) else dict(view)
 
 
-def _submission(view: dict[str, Any], file: dict[str, Any] | None) -> dict[str, Any]:
+def _submission(
+    view: dict[str, Any], file: dict[str, Any] | None, user: str = WRITER
+) -> dict[str, Any]:
+    """The import form `view` submitted by `user` with `file` (none: the field left empty)."""
     return {
         "type": "view_submission",
-        "user": {"id": WRITER, "username": "writer", "team_id": TEAM},
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
         "view": {
             "id": "V0MODAL",
             "type": "modal",

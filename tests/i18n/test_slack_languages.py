@@ -21,7 +21,6 @@ from bots.app import ACK_BUDGET
 from bots.fake_slack import FakeSlack
 from bots.settings import AccessSettings
 from tests.bots.conftest import (
-    TEAM,
     SlackEndpoint,
     audit_entries,
     endpoint,
@@ -32,6 +31,7 @@ from tests.bots.conftest import (
 )
 from tests.bots.test_home import _open_home as open_home
 from tests.bots.test_http import _confirmation_id, _text
+from tests.bots.test_import import _submission
 from tests.bots.test_ticket_modal import _message_shortcut
 from tests.bots.test_ticket_modal import _submission as _modal_submission
 from tests.bots.waiting import wait_until
@@ -168,30 +168,6 @@ def _customers_csv(valid: int = 3) -> bytes:
     ]
     lines.append(",没有客户名称的公司,李雷,13900139000")  # rejected: no customer name
     return ("\n".join(lines) + "\n").encode()
-
-
-def _submission(view: dict[str, Any], file: dict[str, Any], user: str) -> dict[str, Any]:
-    return {
-        "type": "view_submission",
-        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
-        "view": {
-            "id": "V0MODAL",
-            "type": "modal",
-            "callback_id": view["callback_id"],
-            "private_metadata": view["private_metadata"],
-            "state": {
-                "values": {
-                    "vendor": {
-                        "vendor_select": {
-                            "type": "static_select",
-                            "selected_option": {"value": "xiaolanben"},
-                        }
-                    },
-                    "file": {"file_input": {"type": "file_input", "files": [file]}},
-                }
-            },
-        },
-    }
 
 
 async def _preview(endpoint: SlackEndpoint, user: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -38,14 +38,13 @@ import httpx2
 import psycopg
 import pytest
 from mcp import Client
-from mcp.client.session import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
-from mcp_types import ElicitRequestParams, ElicitResult, ErrorData
 
 from tests.server.round_robin import RoundRobin, serve_round_robin
+from tests.server.test_confirm import User
 from tests.storage.postgres_server import PostgresServer, free_port, postgres_server
 from tests.storage.redis_server import RedisServer, redis_server
 from tools.customers import CustomerImport
@@ -217,22 +216,6 @@ def strict_cluster(
 
 
 # --- the clients ------------------------------------------------------------------------------
-
-
-class User:
-    """The person behind a client: answers each confirmation as told, and remembers it."""
-
-    def __init__(self, action: str = "accept", send: bool = True) -> None:
-        self.action = action
-        self.send = send
-        self.asked: list[str] = []
-
-    async def __call__(
-        self, context: ClientRequestContext, params: ElicitRequestParams
-    ) -> ElicitResult | ErrorData:
-        self.asked.append(params.message)
-        content: dict[str, Any] | None = {"send": self.send} if self.action == "accept" else None
-        return ElicitResult.model_validate({"action": self.action, "content": content})
 
 
 Progress = ProgressFnT
